@@ -1,0 +1,30 @@
+# Set-up and checks for feedsvc. Needs only python3 (3.11+) with venv and pip.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: feeds test lint bench clean
+
+# Command 1 (README): install, then build the feeds from seeds/ and config/.
+feeds: $(STAMP)
+	$(BIN)/feedsvc build --config config/
+
+# Command 2 (README, .ci/run): install, then lint, type-check and run the whole test suite.
+test: $(STAMP)
+	$(BIN)/ruff check feedsvc tests bench
+	$(BIN)/ruff format --check feedsvc tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/build_bench.py
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) config/.feedsvc .feedsvc feeds/*.xml .mypy_cache .pytest_cache .ruff_cache

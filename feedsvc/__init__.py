@@ -1,0 +1,41 @@
+"""feedsvc: plain-text news seed files published as Atom 1.0 and RSS 2.0 feeds."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .config import Settings, load_settings
+from .core import BuildReport, Publisher
+from .errors import (
+    ConfigError,
+    FeedsvcError,
+    LockError,
+    PublishError,
+    SeedError,
+    SeedParseError,
+    SeedReadError,
+    ServeError,
+)
+from .models import Article, Block, FeedSpec
+from .parsing import parse_seed, read_seed
+
+__all__ = [
+    "Article",
+    "Block",
+    "BuildReport",
+    "ConfigError",
+    "FeedSpec",
+    "FeedsvcError",
+    "LockError",
+    "PublishError",
+    "Publisher",
+    "SeedError",
+    "SeedParseError",
+    "SeedReadError",
+    "ServeError",
+    "Settings",
+    "__version__",
+    "load_settings",
+    "parse_seed",
+    "read_seed",
+]

@@ -1,0 +1,146 @@
+"""Frozen settings, loaded from ``config/feedsvc.toml``, then ``FEEDSVC_*``, then CLI flags.
+
+Relative paths in the TOML file are resolved against the file's directory; relative paths
+from the environment or the command line against the current directory.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+DEFAULT_CONFIG = Path("config/feedsvc.toml")
+ENV_PREFIX = "FEEDSVC_"
+
+DEFAULT_TITLE = "feedsvc news"
+DEFAULT_BASE_URL = "http://localhost:8080/"
+DEFAULT_LANGUAGE = "de-AT"
+DEFAULT_TIMEZONE = "Europe/Vienna"
+DEFAULT_MAX_ITEMS = 50
+DEFAULT_MAX_SEED_BYTES = 1024 * 1024
+DEFAULT_MAX_FUTURE_DAYS = 2.0
+
+PATH_KEYS = ("seeds_dir", "feeds_dir", "state_dir")
+
+
+class Settings(BaseModel):
+    """Everything feedsvc can be told; one frozen object passed down by keyword."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    title: str = Field(default=DEFAULT_TITLE, min_length=1)
+    subtitle: str = "News from feedsvc"
+    base_url: str = DEFAULT_BASE_URL
+    author_name: str = Field(default="feedsvc", min_length=1)
+    author_email: str | None = None
+    language: str = Field(default=DEFAULT_LANGUAGE, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    timezone: str = DEFAULT_TIMEZONE
+    max_items: int = Field(default=DEFAULT_MAX_ITEMS, ge=1, le=10_000)
+    atom_file: str = Field(default="atom.xml", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    rss_file: str = Field(default="rss.xml", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    seeds_dir: Path = Path("seeds")
+    feeds_dir: Path = Path("feeds")
+    state_dir: Path = Path(".feedsvc")
+    seed_pattern: str = Field(default="*.txt", min_length=1)
+    max_seed_bytes: int = Field(default=DEFAULT_MAX_SEED_BYTES, ge=64, le=64 * 1024 * 1024)
+    max_future_days: float = Field(default=DEFAULT_MAX_FUTURE_DAYS, ge=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an absolute http:// or https:// URL")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError("must be an IANA time zone such as 'Europe/Vienna' or 'UTC'") from e
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def id_authority(self) -> str:
+        """The host used in ``tag:`` entry ids (RFC 4151)."""
+        return urlsplit(self.base_url).hostname or "localhost"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError as e:
+        raise ConfigError("config", f"file not found: {path}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError("config", f"not valid TOML: {e}", source=str(path)) from e
+    allowed = set(Settings.model_fields)
+    for key, value in data.items():
+        if key not in allowed:
+            raise ConfigError(
+                key, f"unknown key (allowed: {', '.join(sorted(allowed))})", source=str(path)
+            )
+        if isinstance(value, dict):
+            raise ConfigError(key, "must be a value, not a table", source=str(path))
+    for key in PATH_KEYS:
+        if key in data and isinstance(data[key], str):
+            data[key] = os.path.normpath(path.parent / data[key])
+    return data
+
+
+def find_config(config: Path | None, env: Mapping[str, str]) -> Path | None:
+    """The config file to use: the flag, then ``FEEDSVC_CONFIG``, then ``config/feedsvc.toml``."""
+    if config is None and env.get(ENV_PREFIX + "CONFIG"):
+        config = Path(env[ENV_PREFIX + "CONFIG"])
+    if config is None:
+        return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+    if config.is_dir():
+        config = config / "feedsvc.toml"
+    return config
+
+
+def load_settings(
+    *,
+    config: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Merge TOML, environment and flags (later wins) into one validated ``Settings``."""
+    env = os.environ if env is None else env
+    path = find_config(config, env)
+    values: dict[str, Any] = _read_toml(path) if path else {}
+    sources = dict.fromkeys(values, str(path))
+    for name in Settings.model_fields:
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is not None:
+            values[name] = raw
+            sources[name] = f"environment {ENV_PREFIX}{name.upper()}"
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = value
+            sources[name] = "command line"
+    try:
+        return Settings(**values)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "config"
+        given = err.get("input")
+        reason = err["msg"]
+        if not isinstance(given, dict):
+            reason += f" (got {given!r})"
+        raise ConfigError(key, reason, source=sources.get(key)) from e

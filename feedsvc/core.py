@@ -1,0 +1,416 @@
+"""The ``Publisher``: seeds → store → feeds. The CLI, the watcher and the scheduler all call it.
+
+``scan()`` reads (never writes) and returns per-file results, errors as values; ``publish()``
+applies them in one store transaction and writes the feeds atomically before it commits.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+from . import __version__
+from ._atomic import write_atomic
+from ._lock import exclusive
+from .config import Settings
+from .errors import PublishError, SeedError
+from .models import Article, FeedMeta, FeedSpec
+from .parsing import parse_seed, read_seed, seed_key
+from .render import render_atom, render_rss
+from .store import FileState, Store
+
+Status = Literal["new", "changed", "unchanged", "deleted", "error"]
+PARSER_VERSION = "1"
+LOCK_TIMEOUT = 30.0
+IGNORED_SUFFIXES = (".swp", ".swx", "~", ".tmp", ".part", ".crdownload")
+
+
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    """One seed file's outcome in a scan; ``article`` or ``error`` (or neither: unchanged)."""
+
+    path: str
+    size: int = 0
+    mtime_ns: int = 0
+    file_hash: str | None = None
+    article: Article | None = None
+    error: SeedError | None = None
+    unchanged: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """What changed on disk since the last publish, as values."""
+
+    results: tuple[FileResult, ...]
+    gone: tuple[str, ...]
+    full: bool
+
+
+@dataclass(slots=True)
+class BuildReport:
+    """What a publish did: counts, the standing errors, warnings and the files written."""
+
+    total: int = 0
+    new: int = 0
+    changed: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    errors: list[SeedError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    written: list[Path] = field(default_factory=list)
+    outputs: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def is_seed_name(name: str, pattern: str) -> bool:
+    """Seed files match the pattern; hidden files and editor or transfer leftovers never do."""
+    return (
+        not name.startswith(".")
+        and not name.endswith(IGNORED_SUFFIXES)
+        and fnmatch.fnmatchcase(name, pattern)
+    )
+
+
+class Publisher:
+    """Owns one seeds dir, one store and one feeds dir, as the settings say."""
+
+    def __init__(
+        self, settings: Settings, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.seeds = settings.seeds_dir
+        self.spec = FeedSpec(
+            title=settings.title,
+            subtitle=settings.subtitle,
+            max_items=settings.max_items,
+            atom_file=settings.atom_file,
+            rss_file=settings.rss_file,
+        )
+        self.meta = FeedMeta(
+            base_url=settings.base_url,
+            author_name=settings.author_name,
+            author_email=settings.author_email,
+            language=settings.language,
+            generator_version=__version__,
+        )
+        self._parse_fp = self._fingerprint(
+            PARSER_VERSION, settings.timezone, settings.language, str(settings.max_seed_bytes)
+        )
+        self._render_fp = self._fingerprint(
+            __version__, self.spec.model_dump_json(), self.meta.model_dump_json()
+        )
+
+    @staticmethod
+    def _fingerprint(*parts: str) -> str:
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+    @property
+    def outputs(self) -> list[Path]:
+        return [
+            self.settings.feeds_dir / self.spec.atom_file,
+            self.settings.feeds_dir / self.spec.rss_file,
+        ]
+
+    def open_store(self) -> Store:
+        return Store(self.settings.state_dir / "feedsvc.sqlite3")
+
+    def display(self, rel: str) -> str:
+        """How a seed is named in messages: the seeds dir as configured, then the relative path."""
+        return str(self.seeds / rel)
+
+    def relative(self, path: Path) -> str | None:
+        """``path`` as a '/'-separated path inside seeds/, or None when it is outside."""
+        try:
+            rel = Path(os.path.abspath(path)).relative_to(os.path.abspath(self.seeds))
+        except ValueError:
+            return None
+        return rel.as_posix() if rel.parts else None
+
+    def list_seeds(self) -> list[str]:
+        """Every seed file under seeds/ (recursive, symlinked dirs not followed), sorted."""
+        found: list[str] = []
+        root = str(self.seeds)
+        pattern = self.settings.seed_pattern
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            base = os.path.relpath(dirpath, root)
+            for name in filenames:
+                if is_seed_name(name, pattern):
+                    found.append(name if base == "." else f"{base}/{name}".replace(os.sep, "/"))
+        found.sort()
+        return found
+
+    # --- scan: read only -------------------------------------------------------------------
+    def scan(
+        self,
+        store: Store,
+        paths: Iterable[Path] | None = None,
+        *,
+        on_file: Callable[[str], None] | None = None,
+    ) -> ScanResult:
+        """Read what changed: every seed (``paths=None``) or just ``paths`` (from the watcher)."""
+        states = store.file_states()
+        force_all = store.get_meta("parse_fp") != self._parse_fp
+        duplicated = {p for ps in store.duplicate_paths().values() for p in ps}
+        if paths is None:
+            listing = self.list_seeds()
+            gone = set(states) - set(listing)
+        else:
+            rels = {r for r in map(self.relative, paths) if r is not None}
+            rels = {
+                r for r in rels if is_seed_name(r.rsplit("/", 1)[-1], self.settings.seed_pattern)
+            }
+            listing = sorted(r for r in rels if os.path.lexists(self.seeds / r))
+            gone = {r for r in rels - set(listing) if r in states}
+        now = self.clock()
+        results: list[FileResult] = []
+        for rel in listing:
+            result = self._scan_one(rel, states.get(rel), force_all or rel in duplicated, now)
+            if result is None:
+                if rel in states:
+                    gone.add(rel)
+            else:
+                results.append(result)
+            if on_file is not None:
+                on_file(rel)
+        return ScanResult(tuple(results), tuple(sorted(gone)), full=paths is None)
+
+    def _scan_one(
+        self, rel: str, prev: FileState | None, force: bool, now: datetime
+    ) -> FileResult | None:
+        path = self.seeds / rel
+        shown = self.display(rel)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            if not os.path.lexists(path):
+                return None  # vanished since the listing: it is gone, not broken
+            st = path.lstat()  # a dangling symlink: read_seed reports it
+        except OSError:
+            st = path.lstat()
+        if prev and not force and (prev.size, prev.mtime_ns) == (st.st_size, st.st_mtime_ns):
+            return FileResult(rel, st.st_size, st.st_mtime_ns, prev.file_hash, unchanged=True)
+        try:
+            raw = read_seed(
+                path, root=self.seeds, max_bytes=self.settings.max_seed_bytes, display=shown
+            )
+        except SeedError as e:
+            if not os.path.lexists(path):
+                return None
+            return FileResult(rel, st.st_size, st.st_mtime_ns, error=e)
+        digest = hashlib.sha256(raw.data).hexdigest()
+        if prev and not force and prev.file_hash == digest:
+            return FileResult(rel, raw.size, raw.mtime_ns, digest, unchanged=True)
+        try:
+            article = parse_seed(
+                raw.data,
+                source=rel,
+                now=now,
+                tz=self.settings.tz,
+                language=self.settings.language,
+                max_bytes=self.settings.max_seed_bytes,
+                max_future=timedelta(days=self.settings.max_future_days),
+                display=shown,
+            )
+        except SeedError as e:
+            return FileResult(rel, raw.size, raw.mtime_ns, digest, error=e)
+        return FileResult(rel, raw.size, raw.mtime_ns, digest, article=article)
+
+    # --- publish: one transaction -------------------------------------------------------------
+    def publish(self, store: Store, scan: ScanResult) -> BuildReport:
+        """Apply a scan to the store and write the feeds; all of it or (on error) none of it."""
+        report = BuildReport(outputs=self.outputs)
+        now = self.clock()
+        try:
+            with store.transaction():
+                states = store.file_states()
+                for rel in scan.gone:
+                    key = store.key_at_path(rel)
+                    if key is not None:
+                        store.retire(key)
+                        report.deleted += 1
+                    store.delete_file(rel)
+                for result in scan.results:
+                    status = self._apply(store, result, states.get(result.path), now)
+                    if status == "new":
+                        report.new += 1
+                    elif status == "changed":
+                        report.changed += 1
+                    elif status == "unchanged":
+                        report.unchanged += 1
+                    if result.article is not None:
+                        report.warnings.extend(result.article.warnings)
+                dirty = bool(report.new or report.changed or report.deleted)
+                report.written = self._write_feeds(store, dirty=dirty)
+                if scan.full:
+                    store.set_meta("parse_fp", self._parse_fp)
+                report.errors = self._standing_errors(store)
+                report.total = store.count_live()
+        except (OSError, sqlite3.Error) as e:
+            raise PublishError(f"build abandoned, previous feeds and store kept: {e}") from e
+        return report
+
+    def _apply(
+        self, store: Store, result: FileResult, prev: FileState | None, now: datetime
+    ) -> Status | None:
+        rel, article, error = result.path, result.article, result.error
+        if result.unchanged:
+            if prev is not None and (prev.size, prev.mtime_ns) != (result.size, result.mtime_ns):
+                store.put_file(
+                    FileState(
+                        rel,
+                        prev.key,
+                        result.size,
+                        result.mtime_ns,
+                        prev.file_hash,
+                        prev.error,
+                        prev.error_line,
+                        prev.warnings,
+                    )
+                )
+            return "unchanged"
+        key = article.key if article is not None else seed_key(rel)
+        store.put_file(
+            FileState(
+                rel,
+                key,
+                result.size,
+                result.mtime_ns,
+                result.file_hash,
+                error.reason if error else None,
+                error.line if error else None,
+                article.warnings if article else (),
+            )
+        )
+        if article is None:
+            return "error"  # the last valid version, if any, stays published
+        row = store.article_row(key)
+        if (
+            row is not None
+            and row.path not in (None, rel)
+            and row.path in store.paths_with_key(key)
+        ):
+            return None  # another file already publishes this key: reported as a duplicate
+        if row is None:
+            renamed = store.retired_with_hash(article.content_hash)
+            if renamed is not None:  # same content under a new name keeps its id
+                store.forget(renamed.key)
+                entry_id, first_seen, updated = (
+                    renamed.entry_id,
+                    renamed.first_seen,
+                    renamed.updated,
+                )
+                status: Status = "changed"
+            else:
+                entry_id = self._mint_id(article)
+                first_seen, updated, status = now, article.published, "new"
+        else:
+            entry_id, first_seen = row.entry_id, row.first_seen
+            same = row.content_hash == article.content_hash
+            updated = row.updated if same else max(now, article.published)
+            status = "new" if row.path is None else ("unchanged" if same else "changed")
+        updated = max(updated, article.published)
+        stored = article.model_copy(update={"entry_id": entry_id, "updated": updated})
+        store.put_article(stored, path=rel, entry_id=entry_id, first_seen=first_seen)
+        return status
+
+    def _mint_id(self, article: Article) -> str:
+        """A ``tag:`` URI (RFC 4151) from the key; minted once, then kept by the ledger."""
+        day = article.published.astimezone(self.settings.tz).date().isoformat()
+        return f"tag:{self.settings.id_authority},{day}:{article.key}"
+
+    def _standing_errors(self, store: Store) -> list[SeedError]:
+        errors = [SeedError(self.display(p), line, reason) for p, line, reason in store.errors()]
+        for key, paths in store.duplicate_paths().items():
+            for p in paths:
+                others = ", ".join(self.display(o) for o in paths if o != p)
+                errors.append(SeedError(self.display(p), 1, f"duplicate key {key}: also {others}"))
+        errors.sort(key=lambda e: (e.path, e.line, e.reason))
+        return errors
+
+    def _write_feeds(self, store: Store, *, dirty: bool) -> list[Path]:
+        """Render and write the feeds unless nothing that shapes them has changed."""
+        recorded = json.loads(store.get_meta("feeds") or "{}")
+        if (
+            not dirty
+            and store.get_meta("render_fp") == self._render_fp
+            and all(_stamp(p) == recorded.get(p.name) for p in self.outputs)
+        ):
+            return []
+        articles = store.live_articles(limit=self.spec.max_items)
+        payloads = {
+            self.outputs[0]: render_atom(articles, self.spec, self.meta),
+            self.outputs[1]: render_rss(articles, self.spec, self.meta),
+        }
+        self.settings.feeds_dir.mkdir(parents=True, exist_ok=True)
+        written = [path for path, data in payloads.items() if write_atomic(path, data)]
+        store.set_meta("feeds", json.dumps({p.name: _stamp(p) for p in self.outputs}))
+        store.set_meta("render_fp", self._render_fp)
+        return written
+
+    # --- the one entry point ------------------------------------------------------------------
+    def build(
+        self,
+        paths: Iterable[Path] | None = None,
+        *,
+        on_file: Callable[[str], None] | None = None,
+        lock_timeout: float = LOCK_TIMEOUT,
+    ) -> BuildReport:
+        """Scan and publish under the state-dir lock; errors in seeds are values in the report."""
+        start = time.perf_counter()
+        with (
+            exclusive(self.settings.state_dir / "lock", timeout=lock_timeout),
+            self.open_store() as store,
+        ):
+            report = self.publish(store, self.scan(store, paths, on_file=on_file))
+        report.seconds = time.perf_counter() - start
+        return report
+
+    def check(self, *, on_file: Callable[[str], None] | None = None) -> list[SeedError]:
+        """Validate every seed without touching the store or the feeds."""
+        errors: list[SeedError] = []
+        now = self.clock()
+        keys: dict[str, list[str]] = {}
+        for rel in self.list_seeds():
+            result = self._scan_one(rel, None, True, now)
+            if on_file is not None:
+                on_file(rel)
+            if result is None:
+                continue
+            if result.error is not None:
+                errors.append(result.error)
+            keys.setdefault(seed_key(rel), []).append(rel)
+        for key, paths in keys.items():
+            for p in paths if len(paths) > 1 else ():
+                others = ", ".join(self.display(o) for o in paths if o != p)
+                errors.append(SeedError(self.display(p), 1, f"duplicate key {key}: also {others}"))
+        return errors
+
+
+def _stamp(path: Path) -> list[int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def iter_errors(report: BuildReport) -> Iterator[str]:
+    """``path:line: reason`` lines, as the CLI and logs print them."""
+    for error in report.errors:
+        yield str(error)

@@ -1,0 +1,60 @@
+"""The one exception tree of feedsvc; every error carries the facts needed to act on it.
+
+FeedsvcError
+├── ConfigError            a bad setting: .key, .reason
+├── SeedError              a seed file that cannot be published: .path, .line, .reason
+│   ├── SeedReadError      it could not be read (size, symlink, vanished, changed mid-read)
+│   └── SeedParseError     its bytes are not a valid seed (date line, UTF-8, empty body, ...)
+├── PublishError           the store or the feeds could not be written
+├── LockError              another feedsvc process holds the state directory
+└── ServeError             the HTTP server could not start
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class FeedsvcError(Exception):
+    """Base of every error feedsvc raises on purpose."""
+
+
+class ConfigError(FeedsvcError):
+    """A setting is missing, unknown or out of range."""
+
+    def __init__(self, key: str, reason: str, *, source: str | None = None) -> None:
+        self.key = key
+        self.reason = reason
+        self.source = source
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}config key '{key}': {reason}")
+
+
+class SeedError(FeedsvcError):
+    """A seed file that cannot be published; prints as ``path:line: reason``."""
+
+    def __init__(self, path: str | Path, line: int, reason: str) -> None:
+        self.path = str(path)
+        self.line = line
+        self.reason = reason
+        super().__init__(f"{self.path}:{line}: {reason}")
+
+
+class SeedReadError(SeedError):
+    """The file could not be read safely (too big, outside seeds/, vanished, changing)."""
+
+
+class SeedParseError(SeedError):
+    """The bytes were read but are not a valid seed."""
+
+
+class PublishError(FeedsvcError):
+    """The store or a feed file could not be written; the previous state stays."""
+
+
+class LockError(FeedsvcError):
+    """Another feedsvc process is writing the same state directory."""
+
+
+class ServeError(FeedsvcError):
+    """The HTTP server could not be started."""

@@ -1,0 +1,258 @@
+"""The embedded store: per-file state, the last valid article per key, and the id ledger.
+
+SQLite (WAL) behind a small interface with portable SQL (``INSERT ... ON CONFLICT``), so another
+backend can follow. One transaction per build: a killed build leaves the store as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .errors import PublishError
+from .models import Article
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS files (
+    path       TEXT PRIMARY KEY,  -- relative to seeds/, '/'-separated
+    key        TEXT NOT NULL,
+    size       INTEGER NOT NULL,
+    mtime_ns   INTEGER NOT NULL,
+    file_hash  TEXT,              -- sha256 of the bytes last read; NULL when unreadable
+    error      TEXT,              -- last error reason; NULL when the file is valid
+    error_line INTEGER,
+    warnings   TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS files_key ON files (key);
+CREATE TABLE IF NOT EXISTS articles (
+    key          TEXT PRIMARY KEY,
+    entry_id     TEXT NOT NULL UNIQUE,  -- the id ledger: never changes once minted
+    path         TEXT,                  -- the file it is published from; NULL once deleted
+    content_hash TEXT NOT NULL,
+    published    TEXT NOT NULL,         -- UTC ISO 8601, sorts as text
+    first_seen   TEXT NOT NULL,
+    updated      TEXT NOT NULL,
+    article      TEXT NOT NULL          -- the validated Article as JSON
+);
+CREATE INDEX IF NOT EXISTS articles_live ON articles (published DESC, key DESC)
+    WHERE path IS NOT NULL;
+CREATE INDEX IF NOT EXISTS articles_hash ON articles (content_hash) WHERE path IS NULL;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class FileState:
+    """What the last build learned about one seed file."""
+
+    path: str
+    key: str
+    size: int
+    mtime_ns: int
+    file_hash: str | None
+    error: str | None
+    error_line: int | None
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleRow:
+    """The ledger entry for one key: its id, where it lives, and its content fingerprint."""
+
+    key: str
+    entry_id: str
+    path: str | None
+    content_hash: str
+    first_seen: datetime
+    updated: datetime
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+class Store:
+    """SQLite in ``state_dir/feedsvc.sqlite3``; use as a context manager."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(
+                "INSERT INTO meta (name, value) VALUES ('schema', ?) ON CONFLICT DO NOTHING",
+                (SCHEMA_VERSION,),
+            )
+        except sqlite3.Error as e:
+            raise PublishError(f"{path}: cannot open the store: {e}") from e
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All or nothing: an exception (or a kill) rolls everything back."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # --- meta -------------------------------------------------------------------------
+    def get_meta(self, name: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, name: str, value: str) -> None:
+        self._db.execute(
+            "INSERT INTO meta (name, value) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+
+    # --- files --------------------------------------------------------------------------
+    def file_states(self) -> dict[str, FileState]:
+        rows = self._db.execute(
+            "SELECT path, key, size, mtime_ns, file_hash, error, error_line, warnings FROM files"
+        )
+        return {
+            r[0]: FileState(r[0], r[1], r[2], r[3], r[4], r[5], r[6], tuple(json.loads(r[7])))
+            for r in rows
+        }
+
+    def put_file(self, state: FileState) -> None:
+        self._db.execute(
+            "INSERT INTO files (path, key, size, mtime_ns, file_hash, error, error_line, warnings)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET"
+            " key = excluded.key, size = excluded.size, mtime_ns = excluded.mtime_ns,"
+            " file_hash = excluded.file_hash, error = excluded.error,"
+            " error_line = excluded.error_line, warnings = excluded.warnings",
+            (
+                state.path,
+                state.key,
+                state.size,
+                state.mtime_ns,
+                state.file_hash,
+                state.error,
+                state.error_line,
+                json.dumps(list(state.warnings)),
+            ),
+        )
+
+    def delete_file(self, path: str) -> None:
+        self._db.execute("DELETE FROM files WHERE path = ?", (path,))
+
+    def paths_with_key(self, key: str) -> list[str]:
+        rows = self._db.execute("SELECT path FROM files WHERE key = ? ORDER BY path", (key,))
+        return [r[0] for r in rows]
+
+    def duplicate_paths(self) -> dict[str, list[str]]:
+        """Files that share a key with another file: key -> paths."""
+        rows = self._db.execute(
+            "SELECT key, path FROM files WHERE key IN "
+            "(SELECT key FROM files GROUP BY key HAVING COUNT(*) > 1) ORDER BY key, path"
+        )
+        out: dict[str, list[str]] = {}
+        for key, path in rows:
+            out.setdefault(key, []).append(path)
+        return out
+
+    # --- articles and the id ledger ---------------------------------------------------------
+    def article_row(self, key: str) -> ArticleRow | None:
+        r = self._db.execute(
+            "SELECT key, entry_id, path, content_hash, first_seen, updated FROM articles"
+            " WHERE key = ?",
+            (key,),
+        ).fetchone()
+        if r is None:
+            return None
+        return ArticleRow(
+            r[0], r[1], r[2], r[3], datetime.fromisoformat(r[4]), datetime.fromisoformat(r[5])
+        )
+
+    def retired_with_hash(self, content_hash: str) -> ArticleRow | None:
+        """A deleted article with this exact content: the old name of a renamed file."""
+        r = self._db.execute(
+            "SELECT key FROM articles WHERE path IS NULL AND content_hash = ? ORDER BY key LIMIT 1",
+            (content_hash,),
+        ).fetchone()
+        return None if r is None else self.article_row(r[0])
+
+    def put_article(
+        self, article: Article, *, path: str, entry_id: str, first_seen: datetime
+    ) -> None:
+        """Insert or replace the published version of ``article.key``."""
+        self._db.execute(
+            "INSERT INTO articles (key, entry_id, path, content_hash, published, first_seen,"
+            " updated, article) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+            " entry_id = excluded.entry_id, path = excluded.path,"
+            " content_hash = excluded.content_hash, published = excluded.published,"
+            " first_seen = excluded.first_seen, updated = excluded.updated,"
+            " article = excluded.article",
+            (
+                article.key,
+                entry_id,
+                path,
+                article.content_hash,
+                _iso(article.published),
+                _iso(first_seen),
+                _iso(article.updated),
+                article.model_dump_json(exclude={"warnings"}),
+            ),
+        )
+
+    def retire(self, key: str) -> None:
+        """Unpublish (the file is gone) but keep the ledger entry so the id is never reused."""
+        self._db.execute("UPDATE articles SET path = NULL WHERE key = ?", (key,))
+
+    def forget(self, key: str) -> None:
+        self._db.execute("DELETE FROM articles WHERE key = ?", (key,))
+
+    def key_at_path(self, path: str) -> str | None:
+        r = self._db.execute("SELECT key FROM articles WHERE path = ?", (path,)).fetchone()
+        return None if r is None else str(r[0])
+
+    def live_articles(self, limit: int | None = None) -> list[Article]:
+        """Published articles, newest first; ties broken by key so output is stable."""
+        sql = (
+            "SELECT article FROM articles WHERE path IS NOT NULL ORDER BY published DESC, key DESC"
+        )
+        params: tuple[int, ...] = ()
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = (limit,)
+        return [Article.model_validate_json(r[0]) for r in self._db.execute(sql, params)]
+
+    def count_live(self) -> int:
+        return int(
+            self._db.execute("SELECT COUNT(*) FROM articles WHERE path IS NOT NULL").fetchone()[0]
+        )
+
+    def errors(self) -> list[tuple[str, int, str]]:
+        """(path, line, reason) of every file whose last read failed."""
+        rows = self._db.execute(
+            "SELECT path, error_line, error FROM files WHERE error IS NOT NULL ORDER BY path"
+        )
+        return [(r[0], int(r[1] or 1), r[2]) for r in rows]
