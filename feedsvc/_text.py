@@ -7,7 +7,6 @@ import re
 # XML 1.0 allows TAB, LF, CR, U+0020-U+D7FF, U+E000-U+FFFD, U+10000-U+10FFFF. C1 controls are
 # legal XML but never intended text, so they go too. Surrogates cannot survive strict UTF-8.
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
-_SPACES = re.compile(r"\s+")
 
 TITLE_MAX = 110
 
@@ -35,9 +34,14 @@ def strip_forbidden(text: str) -> str:
     return _FORBIDDEN.sub("", text)
 
 
+def has_forbidden(text: str) -> bool:
+    """Whether ``text`` holds any character that XML 1.0 forbids (or a C1 control)."""
+    return _FORBIDDEN.search(text) is not None
+
+
 def squash(text: str) -> str:
     """Collapse every whitespace run to one space and trim the ends."""
-    return _SPACES.sub(" ", text).strip()
+    return " ".join(text.split())
 
 
 def _is_abbreviation(before: str) -> bool:
@@ -52,7 +56,7 @@ def _is_abbreviation(before: str) -> bool:
         return True  # "am 20. Jänner", "50.000"
     bare = word.replace(".", "").lower()
     if len(bare) <= 1:
-        return True  # initials and "z. B."
+        return bare.isalpha()  # initials and "z. B.", but not "5 %." or "5 €."
     return bare in ABBREVIATIONS
 
 

@@ -28,6 +28,12 @@ DEFAULT_TIMEZONE = "Europe/Vienna"
 DEFAULT_MAX_ITEMS = 50
 DEFAULT_MAX_SEED_BYTES = 1024 * 1024
 DEFAULT_MAX_FUTURE_DAYS = 2.0
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEFAULT_SERVE = True
+DEFAULT_DEBOUNCE_SECONDS = 0.5
+DEFAULT_RESCAN_INTERVAL = 300.0
+DEFAULT_CACHE_MAX_AGE = 60
 
 PATH_KEYS = ("seeds_dir", "feeds_dir", "state_dir")
 
@@ -53,6 +59,14 @@ class Settings(BaseModel):
     seed_pattern: str = Field(default="*.txt", min_length=1)
     max_seed_bytes: int = Field(default=DEFAULT_MAX_SEED_BYTES, ge=64, le=64 * 1024 * 1024)
     max_future_days: float = Field(default=DEFAULT_MAX_FUTURE_DAYS, ge=0)
+    # `feedsvc run`: serving, watching and the periodic rescan.
+    host: str = Field(default=DEFAULT_HOST, min_length=1)
+    port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
+    serve: bool = DEFAULT_SERVE
+    cache_max_age: int = Field(default=DEFAULT_CACHE_MAX_AGE, ge=0, le=365 * 86400)
+    debounce_seconds: float = Field(default=DEFAULT_DEBOUNCE_SECONDS, ge=0, le=60)
+    rescan_interval: float = Field(default=DEFAULT_RESCAN_INTERVAL, ge=1)
+    rescan_cron: str | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -70,6 +84,19 @@ class Settings(BaseModel):
         except (ZoneInfoNotFoundError, ValueError) as e:
             raise ValueError("must be an IANA time zone such as 'Europe/Vienna' or 'UTC'") from e
         return value
+
+    @field_validator("rescan_cron")
+    @classmethod
+    def _rescan_cron(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from apscheduler.triggers.cron import CronTrigger  # only needed when it is set
+
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as e:
+            raise ValueError(f"must be a 5-field crontab expression: {e}") from e
+        return value.strip()
 
     @property
     def tz(self) -> ZoneInfo:

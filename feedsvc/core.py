@@ -13,7 +13,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -45,14 +45,15 @@ class FileResult:
     article: Article | None = None
     error: SeedError | None = None
     unchanged: bool = False
+    gone: bool = False
+    prev: FileState | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ScanResult:
-    """What changed on disk since the last publish, as values."""
+    """What changed on disk since the last publish, as values; read once, by ``publish``."""
 
-    results: tuple[FileResult, ...]
-    gone: tuple[str, ...]
+    results: Iterator[FileResult]
     full: bool
 
 
@@ -94,6 +95,7 @@ class Publisher:
         self.settings = settings
         self.clock = clock
         self.seeds = settings.seeds_dir
+        self.seed_pattern = settings.seed_pattern
         self.spec = FeedSpec(
             title=settings.title,
             subtitle=settings.subtitle,
@@ -145,7 +147,7 @@ class Publisher:
         """Every seed file under seeds/ (recursive, symlinked dirs not followed), sorted."""
         found: list[str] = []
         root = str(self.seeds)
-        pattern = self.settings.seed_pattern
+        pattern = self.seed_pattern
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             base = os.path.relpath(dirpath, root)
@@ -163,32 +165,43 @@ class Publisher:
         *,
         on_file: Callable[[str], None] | None = None,
     ) -> ScanResult:
-        """Read what changed: every seed (``paths=None``) or just ``paths`` (from the watcher)."""
-        states = store.file_states()
+        """Plan what to read: every seed (``paths=None``) or just ``paths`` (from the watcher).
+
+        The files are read lazily while ``publish`` consumes the results, so memory stays flat
+        however large the corpus; an incremental scan touches only the given files' rows.
+        """
         force_all = store.get_meta("parse_fp") != self._parse_fp
-        duplicated = {p for ps in store.duplicate_paths().values() for p in ps}
         if paths is None:
+            states = store.file_states()
             listing = self.list_seeds()
-            gone = set(states) - set(listing)
+            gone = sorted(set(states) - set(listing))
+            shared = {p for group in store.duplicate_paths().values() for p in group}
         else:
             rels = {r for r in map(self.relative, paths) if r is not None}
-            rels = {
-                r for r in rels if is_seed_name(r.rsplit("/", 1)[-1], self.settings.seed_pattern)
-            }
+            rels = {r for r in rels if is_seed_name(r.rsplit("/", 1)[-1], self.seed_pattern)}
+            # files sharing a key with a changed or deleted one get another look: one of them
+            # may now own the key alone
+            siblings = store.paths_with_keys({seed_key(r) for r in rels})
+            shared = {p for group in siblings.values() if len(group) > 1 for p in group}
+            rels |= shared
+            states = store.file_states(rels)
             listing = sorted(r for r in rels if os.path.lexists(self.seeds / r))
-            gone = {r for r in rels - set(listing) if r in states}
+            gone = sorted(r for r in rels - set(listing) if r in states)
         now = self.clock()
-        results: list[FileResult] = []
-        for rel in listing:
-            result = self._scan_one(rel, states.get(rel), force_all or rel in duplicated, now)
-            if result is None:
-                if rel in states:
-                    gone.add(rel)
-            else:
-                results.append(result)
-            if on_file is not None:
-                on_file(rel)
-        return ScanResult(tuple(results), tuple(sorted(gone)), full=paths is None)
+
+        def results() -> Iterator[FileResult]:
+            for rel in gone:
+                yield FileResult(rel, gone=True)
+            for rel in listing:
+                result = self._scan_one(rel, states.get(rel), force_all or rel in shared, now)
+                if on_file is not None:
+                    on_file(rel)
+                if result is not None:
+                    yield result
+                elif rel in states:
+                    yield FileResult(rel, gone=True)  # vanished since the listing
+
+        return ScanResult(results(), full=paths is None)
 
     def _scan_one(
         self, rel: str, prev: FileState | None, force: bool, now: datetime
@@ -204,7 +217,9 @@ class Publisher:
         except OSError:
             st = path.lstat()
         if prev and not force and (prev.size, prev.mtime_ns) == (st.st_size, st.st_mtime_ns):
-            return FileResult(rel, st.st_size, st.st_mtime_ns, prev.file_hash, unchanged=True)
+            return FileResult(
+                rel, st.st_size, st.st_mtime_ns, prev.file_hash, unchanged=True, prev=prev
+            )
         try:
             raw = read_seed(
                 path, root=self.seeds, max_bytes=self.settings.max_seed_bytes, display=shown
@@ -215,7 +230,7 @@ class Publisher:
             return FileResult(rel, st.st_size, st.st_mtime_ns, error=e)
         digest = hashlib.sha256(raw.data).hexdigest()
         if prev and not force and prev.file_hash == digest:
-            return FileResult(rel, raw.size, raw.mtime_ns, digest, unchanged=True)
+            return FileResult(rel, raw.size, raw.mtime_ns, digest, unchanged=True, prev=prev)
         try:
             article = parse_seed(
                 raw.data,
@@ -238,16 +253,11 @@ class Publisher:
         now = self.clock()
         try:
             with store.transaction():
-                states = store.file_states()
-                for rel in scan.gone:
-                    key = store.key_at_path(rel)
-                    if key is not None:
-                        store.retire(key)
-                        report.deleted += 1
-                    store.delete_file(rel)
                 for result in scan.results:
-                    status = self._apply(store, result, states.get(result.path), now)
-                    if status == "new":
+                    status = self._apply(store, result, now)
+                    if status == "deleted":
+                        report.deleted += 1
+                    elif status == "new":
                         report.new += 1
                     elif status == "changed":
                         report.changed += 1
@@ -265,24 +275,18 @@ class Publisher:
             raise PublishError(f"build abandoned, previous feeds and store kept: {e}") from e
         return report
 
-    def _apply(
-        self, store: Store, result: FileResult, prev: FileState | None, now: datetime
-    ) -> Status | None:
-        rel, article, error = result.path, result.article, result.error
+    def _apply(self, store: Store, result: FileResult, now: datetime) -> Status | None:
+        """Record one file's outcome; say how its article changed (None: a duplicate key)."""
+        rel, article, error, prev = result.path, result.article, result.error, result.prev
+        if result.gone:
+            key = store.key_at_path(rel)
+            if key is not None:
+                store.retire(key)  # unpublished, but the ledger keeps its id
+            store.delete_file(rel)
+            return "deleted" if key is not None else None
         if result.unchanged:
             if prev is not None and (prev.size, prev.mtime_ns) != (result.size, result.mtime_ns):
-                store.put_file(
-                    FileState(
-                        rel,
-                        prev.key,
-                        result.size,
-                        result.mtime_ns,
-                        prev.file_hash,
-                        prev.error,
-                        prev.error_line,
-                        prev.warnings,
-                    )
-                )
+                store.put_file(replace(prev, size=result.size, mtime_ns=result.mtime_ns))
             return "unchanged"
         key = article.key if article is not None else seed_key(rel)
         store.put_file(
@@ -306,19 +310,24 @@ class Publisher:
             and row.path in store.paths_with_key(key)
         ):
             return None  # another file already publishes this key: reported as a duplicate
-        if row is None:
-            renamed = store.retired_with_hash(article.content_hash)
-            if renamed is not None:  # same content under a new name keeps its id
-                store.forget(renamed.key)
-                entry_id, first_seen, updated = (
-                    renamed.entry_id,
-                    renamed.first_seen,
-                    renamed.updated,
-                )
-                status: Status = "changed"
-            else:
-                entry_id = self._mint_id(article)
-                first_seen, updated, status = now, article.published, "new"
+        old_key = store.retired_key(article.content_hash) if row is None else None
+        old = store.article_row(old_key) if old_key else None
+        status: Status
+        if old is not None:  # the same content under a new name keeps its id
+            store.forget(old.key)
+            entry_id, first_seen, updated, status = (
+                old.entry_id,
+                old.first_seen,
+                old.updated,
+                "changed",
+            )
+        elif row is None:
+            entry_id, first_seen, updated, status = (
+                self._mint_id(article),
+                now,
+                article.published,
+                "new",
+            )
         else:
             entry_id, first_seen = row.entry_id, row.first_seen
             same = row.content_hash == article.content_hash
@@ -358,6 +367,9 @@ class Publisher:
             self.outputs[1]: render_rss(articles, self.spec, self.meta),
         }
         self.settings.feeds_dir.mkdir(parents=True, exist_ok=True)
+        for path in self.outputs:  # leftovers of a killed build; we hold the lock
+            for stale in path.parent.glob(f".{path.name}.*.tmp"):
+                stale.unlink(missing_ok=True)
         written = [path for path, data in payloads.items() if write_atomic(path, data)]
         store.set_meta("feeds", json.dumps({p.name: _stamp(p) for p in self.outputs}))
         store.set_meta("render_fp", self._render_fp)

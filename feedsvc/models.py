@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from ._text import find_forbidden
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+# Non-empty text without the characters XML 1.0 forbids (nor C1 controls); checked in Rust.
+XmlText = Annotated[
+    str, Field(min_length=1, pattern=r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\x{FFFE}\x{FFFF}]*$")
+]
 
 
 class Block(BaseModel):
@@ -18,14 +21,7 @@ class Block(BaseModel):
     model_config = _FROZEN
 
     kind: Literal["paragraph", "subheading"]
-    text: str = Field(min_length=1)
-
-    @field_validator("text")
-    @classmethod
-    def _xml_safe(cls, value: str) -> str:
-        if find_forbidden(value):
-            raise ValueError("contains characters that XML 1.0 forbids")
-        return value
+    text: XmlText
 
 
 class Article(BaseModel):
@@ -35,8 +31,8 @@ class Article(BaseModel):
 
     key: str = Field(pattern=r"^[0-9a-f]{16}$")
     source: str = Field(min_length=1, description="path relative to seeds/, '/'-separated")
-    title: str = Field(min_length=1)
-    lead: str = Field(min_length=1)
+    title: XmlText
+    lead: XmlText
     body: tuple[Block, ...] = Field(min_length=1)
     published: AwareDatetime
     updated: AwareDatetime
@@ -45,13 +41,6 @@ class Article(BaseModel):
     word_count: int = Field(ge=1)
     entry_id: str | None = None
     warnings: tuple[str, ...] = ()
-
-    @field_validator("title", "lead")
-    @classmethod
-    def _xml_safe(cls, value: str) -> str:
-        if find_forbidden(value):
-            raise ValueError("contains characters that XML 1.0 forbids")
-        return value
 
     @model_validator(mode="after")
     def _updated_not_before_published(self) -> Article:

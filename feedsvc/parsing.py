@@ -6,6 +6,7 @@ paragraphs; a short single-line paragraph without closing punctuation is a subhe
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -19,13 +20,16 @@ from pydantic import ValidationError
 
 from ._text import find_forbidden, make_title, squash, strip_forbidden
 from .errors import SeedParseError, SeedReadError
-from .models import Article, Block
+from .models import Article
 
 _DATE_LINE = re.compile(r"^[ \t]*date[ \t]+(?P<when>\S+)(?:[ \t]+(?P<lead>.*))?$", re.IGNORECASE)
 _MONTH = re.compile(r"^(?P<y>\d{4})-(?P<m>\d{1,2})$")
 _DAY = re.compile(r"^(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})$")
 _NAME = re.compile(r"^(?P<nnn>\d+)_(?P<hex>[0-9a-fA-F]{16})\.[^.]+$")
 _NNN = re.compile(r"^(?P<nnn>\d+)(?:[_.-]|$)")
+# Bytes that can start a character XML forbids: C0 controls and DEL directly; C1 controls and
+# U+FFFE/U+FFFF only behind these lead bytes. ``bytes.translate`` finds them at C speed.
+_PLAIN_BYTES = bytes(range(0x20, 0x7F)) + b"\t\n\r" + bytes(range(0x80, 0x100))
 _CLOSERS = "\"'”“’‘»«)]"
 _SENTENCE_END = ".!?:;,…"
 
@@ -50,10 +54,18 @@ def read_seed(path: Path, *, root: Path, max_bytes: int, display: str | None = N
     """Read one seed safely: regular file, inside ``root``, under ``max_bytes``, not changing."""
     shown = display or str(path)
     try:
-        real = path.resolve(strict=True)
-        if not real.is_relative_to(root.resolve()):
+        inside = _real_dir(os.fspath(root))
+        parent = os.path.dirname(path)
+        if os.path.normpath(parent) != os.path.normpath(root):
+            parent = os.path.realpath(parent)  # sub-folders are resolved every time
+        real = os.path.join(_real_dir(parent), os.path.basename(path))
+        if os.path.islink(real):
+            real = os.path.realpath(real, strict=True)
+        if not real.startswith(inside):
             raise SeedReadError(shown, 1, f"symlink points outside {root.name}/ (to {real})")
-        with real.open("rb") as f:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat below rejects it.
+        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
             before = os.fstat(f.fileno())
             if not stat.S_ISREG(before.st_mode):
                 raise SeedReadError(shown, 1, "not a regular file")
@@ -80,6 +92,15 @@ def read_seed(path: Path, *, root: Path, max_bytes: int, display: str | None = N
     return RawSeed(data=data, size=after.st_size, mtime_ns=after.st_mtime_ns)
 
 
+@functools.lru_cache(maxsize=256)
+def _real_dir(directory: str) -> str:
+    """A directory resolved (symlinks and all), with a trailing separator for prefix checks.
+
+    Cached for the seeds root only (callers resolve sub-folders themselves, every time).
+    """
+    return os.path.join(os.path.realpath(directory or "."), "")
+
+
 def seed_key(source: str) -> str:
     """The stable key: the 16-hex part of ``NNN_<hex>.txt``, else a hash of the relative path."""
     m = _NAME.match(source.rsplit("/", 1)[-1])
@@ -93,18 +114,29 @@ def _position(source: str) -> int:
     return int(m.group("nnn")) if m else 0
 
 
+def _may_have_forbidden(data: bytes) -> bool:
+    """A fast pre-check so clean files skip the character-by-character scan."""
+    return bool(data.translate(None, _PLAIN_BYTES)) or b"\xc2" in data or b"\xef\xbf" in data
+
+
+def _line_at(data: bytes, offset: int) -> int:
+    """The 1-based line of a byte offset, counting CRLF, CR and LF line ends alike."""
+    head = data[:offset]
+    return head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n") + 1
+
+
 def _decode(data: bytes, shown: str) -> str:
     bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
     nul = data.find(b"\x00")
     if nul >= 0:
         raise SeedParseError(
-            shown, data.count(b"\n", 0, nul) + 1, f"binary file (NUL byte at byte offset {nul})"
+            shown, _line_at(data, nul), f"binary file (NUL byte at byte offset {nul})"
         )
     try:
         return data[bom:].decode("utf-8")
     except UnicodeDecodeError as e:
         offset = e.start + bom
-        line = data.count(b"\n", 0, offset) + 1
+        line = _line_at(data, offset)
         raise SeedParseError(
             shown, line, f"invalid UTF-8 at byte offset {offset} (byte 0x{data[offset]:02x})"
         ) from e
@@ -119,17 +151,19 @@ def _parse_when(token: str, *, source: str, tz: tzinfo, shown: str) -> datetime:
         if m:
             year, month = int(m["y"]), int(m["m"])
             start = date(year, month, 1)
+            end = date(year + month // 12, month % 12 + 1, 1)
             offset = timedelta(minutes=min(slot, MONTH_SLOTS - 1))
         elif d:
             year = int(d["y"])
             start = date(year, int(d["m"]), int(d["d"]))
+            end = start + timedelta(days=1)
             offset = timedelta(minutes=min(slot, DAY_SLOTS - 1))
         else:
             when = datetime.fromisoformat(token)
             year = when.year
             if when.tzinfo is None:
                 when = when.replace(tzinfo=tz)
-    except ValueError as e:
+    except (ValueError, OverflowError) as e:  # 9999-12-31: no next day to cap at
         if m or d or re.match(r"^\d{4}-\d", token):
             raise SeedParseError(shown, 1, f"impossible date {token!r}: {e}") from e
         raise SeedParseError(
@@ -142,7 +176,10 @@ def _parse_when(token: str, *, source: str, tz: tzinfo, shown: str) -> datetime:
             shown, 1, f"impossible date {token!r}: year outside {MIN_YEAR}..{MAX_YEAR}"
         )
     if m or d:
-        when = datetime.combine(start, time(0, 0), tzinfo=tz).astimezone(UTC) + offset
+        # Capped a minute before the next local midnight: a 23-hour DST day stays one day.
+        first = datetime.combine(start, time(0, 0), tzinfo=tz).astimezone(UTC)
+        last = datetime.combine(end, time(0, 0), tzinfo=tz).astimezone(UTC) - timedelta(minutes=1)
+        when = min(first + offset, last)
     return when.astimezone(UTC)
 
 
@@ -198,9 +235,11 @@ def parse_seed(
     if not data.strip():
         raise SeedParseError(shown, 1, "empty file")
     text = _decode(data, shown)
-    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
     warnings: list[str] = []
-    bad = find_forbidden(text)
+    bad = find_forbidden(text) if _may_have_forbidden(data) else []
     if bad:
         if len(bad) > max(8, BINARY_CONTROL_SHARE * len(text)):
             raise SeedParseError(shown, 1, f"binary file ({len(bad)} control characters)")
@@ -243,31 +282,32 @@ def parse_seed(
         raise SeedParseError(
             shown, len(lines), "no body: expected paragraphs after a blank line below the lead"
         )
-    blocks = []
+    blocks: list[dict[str, str]] = []
+    words = len(lead.split())
+    digest = hashlib.sha256(f"{published.isoformat()}\x1f{lead}".encode())
     for index, (_, para) in enumerate(rest):
-        heading = index < len(rest) - 1 and _is_subheading(para)
-        blocks.append(
-            Block(kind="subheading" if heading else "paragraph", text=squash(" ".join(para)))
-        )
-
-    digest = hashlib.sha256()
-    for piece in (published.isoformat(), lead, *(f"{b.kind}:{b.text}" for b in blocks)):
-        digest.update(piece.encode("utf-8"))
-        digest.update(b"\x1f")
-    words = len(lead.split()) + sum(len(b.text.split()) for b in blocks)
+        kind = "subheading" if index < len(rest) - 1 and _is_subheading(para) else "paragraph"
+        block = " ".join(para)
+        if "  " in block or not block.isprintable():
+            block = squash(block)
+        words += block.count(" ") + 1
+        blocks.append({"kind": kind, "text": block})
+        digest.update(f"\x1f{kind}:{block}".encode())
     try:
-        return Article(
-            key=seed_key(source),
-            source=source,
-            title=make_title(lead),
-            lead=lead,
-            body=tuple(blocks),
-            published=published,
-            updated=published,
-            language=language,
-            content_hash=digest.hexdigest(),
-            word_count=words,
-            warnings=tuple(warnings),
+        return Article.model_validate(
+            {
+                "key": seed_key(source),
+                "source": source,
+                "title": make_title(lead),
+                "lead": lead,
+                "body": blocks,
+                "published": published,
+                "updated": published,
+                "language": language,
+                "content_hash": digest.hexdigest(),
+                "word_count": words,
+                "warnings": tuple(warnings),
+            }
         )
     except ValidationError as e:  # a bug in the rules above, reported with the file anyway
         raise SeedParseError(shown, 1, f"invalid article: {e.errors()[0]['msg']}") from e

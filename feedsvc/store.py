@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from .errors import PublishError
 from .models import Article
@@ -35,6 +36,7 @@ CREATE TABLE IF NOT EXISTS files (
     warnings   TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS files_key ON files (key);
+CREATE INDEX IF NOT EXISTS files_error ON files (path) WHERE error IS NOT NULL;
 CREATE TABLE IF NOT EXISTS articles (
     key          TEXT PRIMARY KEY,
     entry_id     TEXT NOT NULL UNIQUE,  -- the id ledger: never changes once minted
@@ -133,10 +135,13 @@ class Store:
         )
 
     # --- files --------------------------------------------------------------------------
-    def file_states(self) -> dict[str, FileState]:
-        rows = self._db.execute(
-            "SELECT path, key, size, mtime_ns, file_hash, error, error_line, warnings FROM files"
-        )
+    def file_states(self, paths: Iterable[str] | None = None) -> dict[str, FileState]:
+        """Every file's state, or only those of ``paths`` (an incremental build's few rows)."""
+        sql = "SELECT path, key, size, mtime_ns, file_hash, error, error_line, warnings FROM files"
+        if paths is None:
+            rows: Iterable[tuple[Any, ...]] = self._db.execute(sql)
+        else:
+            rows = [r for p in paths for r in self._db.execute(sql + " WHERE path = ?", (p,))]
         return {
             r[0]: FileState(r[0], r[1], r[2], r[3], r[4], r[5], r[6], tuple(json.loads(r[7])))
             for r in rows
@@ -163,6 +168,10 @@ class Store:
 
     def delete_file(self, path: str) -> None:
         self._db.execute("DELETE FROM files WHERE path = ?", (path,))
+
+    def paths_with_keys(self, keys: Iterable[str]) -> dict[str, list[str]]:
+        """key -> the files that carry it, for the given keys."""
+        return {key: self.paths_with_key(key) for key in keys}
 
     def paths_with_key(self, key: str) -> list[str]:
         rows = self._db.execute("SELECT path FROM files WHERE key = ? ORDER BY path", (key,))
@@ -192,13 +201,13 @@ class Store:
             r[0], r[1], r[2], r[3], datetime.fromisoformat(r[4]), datetime.fromisoformat(r[5])
         )
 
-    def retired_with_hash(self, content_hash: str) -> ArticleRow | None:
-        """A deleted article with this exact content: the old name of a renamed file."""
+    def retired_key(self, content_hash: str) -> str | None:
+        """The key of a deleted article with exactly this content: a renamed file's old name."""
         r = self._db.execute(
             "SELECT key FROM articles WHERE path IS NULL AND content_hash = ? ORDER BY key LIMIT 1",
             (content_hash,),
         ).fetchone()
-        return None if r is None else self.article_row(r[0])
+        return None if r is None else str(r[0])
 
     def put_article(
         self, article: Article, *, path: str, entry_id: str, first_seen: datetime

@@ -1,0 +1,107 @@
+"""Shared fixtures: a real project layout in a temp dir and the real CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import feedparser
+import pytest
+from click.testing import CliRunner, Result
+
+from feedsvc.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "seeds" / "000_98f79bfdbc50e318.txt"
+CORPUS = REPO.parent / "shared" / "corpus" / "de-news.tar.gz"
+
+
+@dataclass
+class Project:
+    """A throw-away feedsvc project: config/, seeds/, feeds/ under one temp dir."""
+
+    root: Path
+
+    @property
+    def seeds(self) -> Path:
+        return self.root / "seeds"
+
+    @property
+    def feeds(self) -> Path:
+        return self.root / "feeds"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config" / "feedsvc.toml"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "config" / ".feedsvc"
+
+    def write_seed(self, name: str, text: str | bytes) -> Path:
+        path = self.seeds / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text.encode() if isinstance(text, str) else text)
+        return path
+
+    def build(self, *args: str) -> Result:
+        return CliRunner().invoke(main, ["build", "--config", str(self.config), *args])
+
+    def atom(self) -> feedparser.FeedParserDict:
+        return parse_feed(self.feeds / "atom.xml")
+
+    def rss(self) -> feedparser.FeedParserDict:
+        return parse_feed(self.feeds / "rss.xml")
+
+
+def parse_feed(path: Path) -> feedparser.FeedParserDict:
+    """Parse a feed file and insist feedparser found nothing wrong with it."""
+    parsed = feedparser.parse(path.read_bytes())
+    assert parsed.bozo == 0, parsed.get("bozo_exception")
+    return parsed
+
+
+def seed_text(lead: str = "Ein Satz als Aufmacher.", *, date: str = "2024-11",
+              body: str = "Erster Absatz mit Inhalt.\n\nZweiter Absatz.") -> str:
+    return f" date {date} {lead}\n\n{body}"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    root = tmp_path / "site"
+    (root / "config").mkdir(parents=True)
+    (root / "seeds").mkdir()
+    (root / "feeds").mkdir()
+    (root / "config" / "feedsvc.toml").write_text(
+        'title = "Testfeed"\n'
+        'base_url = "https://news.example.org/"\n'
+        'seeds_dir = "../seeds"\nfeeds_dir = "../feeds"\nstate_dir = ".feedsvc"\n',
+        encoding="utf-8",
+    )
+    return Project(root)
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests must not pick up a developer's FEEDSVC_* variables."""
+    for name in list(os.environ):
+        if name.startswith("FEEDSVC_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The shared corpus (1014 real articles), unpacked once per session."""
+    if not CORPUS.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"the shared corpus is missing in CI: {CORPUS}")
+        pytest.skip(f"shared corpus not found at {CORPUS}")
+    target = tmp_path_factory.mktemp("corpus")
+    with tarfile.open(CORPUS) as tar:
+        tar.extractall(target, filter="data")
+    yield target / "de-news"
+    shutil.rmtree(target, ignore_errors=True)
