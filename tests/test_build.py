@@ -234,3 +234,20 @@ def test_feeds_parse_cleanly_from_the_public_api(project: Project) -> None:
     assert report.written == report.outputs
     for path in report.outputs:
         parse_feed(path)
+
+
+def test_build_named_seeds_only_looks_at_those(project: Project) -> None:
+    shutil.copy(SAMPLE, project.seeds)
+    named = project.write_seed("001_00000000000000aa.txt", seed_text("Erste Fassung."))
+    assert project.build().exit_code == 0
+    named.write_text(seed_text("Zweite Fassung."))
+    other = project.write_seed("002_00000000000000bb.txt", seed_text("Nicht genannt."))
+    result = project.build(str(named))
+    assert result.exit_code == 0, result.output
+    assert "2 articles (0 new, 1 changed, 0 deleted, 0 errors)" in result.output
+    titles = {e.title for e in project.atom().entries}
+    assert "Zweite Fassung" in titles and "Nicht genannt" not in titles
+    other.unlink()
+    named.unlink()
+    result = project.build(str(named))
+    assert "1 articles (0 new, 0 changed, 1 deleted" in result.output
