@@ -64,6 +64,8 @@ def _generator(
         fe.published(article.published)
         fe.updated(article.updated)
         fe.summary(article.lead)
+        # RSS readers treat <description> as HTML, so the plain-text lead goes in escaped.
+        fe.description(escape(article.lead))
         fe.content(article_html(article), type="html")
     return fg
 

@@ -65,8 +65,12 @@ def parse_feed(path: Path) -> feedparser.FeedParserDict:
     return parsed
 
 
-def seed_text(lead: str = "Ein Satz als Aufmacher.", *, date: str = "2024-11",
-              body: str = "Erster Absatz mit Inhalt.\n\nZweiter Absatz.") -> str:
+def seed_text(
+    lead: str = "Ein Satz als Aufmacher.",
+    *,
+    date: str = "2024-11",
+    body: str = "Erster Absatz mit Inhalt.\n\nZweiter Absatz.",
+) -> str:
     return f" date {date} {lead}\n\n{body}"
 
 

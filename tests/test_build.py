@@ -33,7 +33,8 @@ def test_sample_builds_valid_atom_and_rss(project: Project) -> None:
     assert result.exit_code == 0, result.output
     assert "1 articles (1 new, 0 changed, 0 deleted, 0 errors)" in result.output
     atom, rss = project.atom(), project.rss()
-    assert atom.version == "atom10" and rss.version == "rss20"
+    assert atom.version == "atom10"
+    assert rss.version == "rss20"
     [a], [r] = atom.entries, rss.entries
     assert a.id == r.id == "tag:news.example.org,2024-11-01:98f79bfdbc50e318"
     assert a.title == r.title
@@ -44,7 +45,8 @@ def test_sample_builds_valid_atom_and_rss(project: Project) -> None:
     assert "20. Jänner" in r.content[0].value
     assert a.summary.endswith("angekündigt.")
     assert a.link == r.link == "https://news.example.org/articles/98f79bfdbc50e318.html"
-    assert atom.feed.language == "de-AT" and rss.feed.language == "de-AT"
+    assert atom.feed.language == "de-AT"
+    assert rss.feed.language == "de-AT"
     assert atom.feed.updated == "2024-10-31T23:00:00+00:00"
     assert rss.feed.updated == "Thu, 31 Oct 2024 23:00:00 +0000"  # lastBuildDate from data
     self_links = [link.href for link in atom.feed.links if link.rel == "self"]
@@ -114,7 +116,8 @@ def test_bad_seed_among_good_ones(project: Project) -> None:
     assert len(project.atom().entries) == 2
     # the errors stand on the next build too, so cron keeps noticing
     again = project.build()
-    assert again.exit_code == 1 and "002_00000000000000bb.txt:1: no date line" in again.output
+    assert again.exit_code == 1
+    assert "002_00000000000000bb.txt:1: no date line" in again.output
 
 
 def test_garbage_over_a_valid_seed_keeps_last_valid_version(project: Project) -> None:
@@ -128,7 +131,8 @@ def test_garbage_over_a_valid_seed_keeps_last_valid_version(project: Project) ->
     assert entry.title == "Die gute Fassung"
     good.write_text(seed_text("Die reparierte Fassung."))
     result = project.build()
-    assert result.exit_code == 0 and "1 changed" in result.output
+    assert result.exit_code == 0
+    assert "1 changed" in result.output
     [entry] = project.atom().entries
     assert entry.title == "Die reparierte Fassung"
 
@@ -208,9 +212,11 @@ def test_failed_write_leaves_store_and_feeds_as_before(
 
 def test_lock_makes_a_second_writer_wait_then_fail(project: Project) -> None:
     settings = load_settings(config=project.config)
-    with exclusive(settings.state_dir / "lock", timeout=1):
-        with pytest.raises(LockError, match="another feedsvc process"):
-            Publisher(settings).build(lock_timeout=0.2)
+    with (
+        exclusive(settings.state_dir / "lock", timeout=1),
+        pytest.raises(LockError, match="another feedsvc process"),
+    ):
+        Publisher(settings).build(lock_timeout=0.2)
     assert Publisher(settings).build().ok
 
 
@@ -230,7 +236,9 @@ def test_feeds_parse_cleanly_from_the_public_api(project: Project) -> None:
     shutil.copy(SAMPLE, project.seeds)
     settings = load_settings(config=project.config)
     report = Publisher(settings).build()
-    assert report.ok and report.total == 1 and report.new == 1
+    assert report.ok
+    assert report.total == 1
+    assert report.new == 1
     assert report.written == report.outputs
     for path in report.outputs:
         parse_feed(path)
@@ -246,7 +254,8 @@ def test_build_named_seeds_only_looks_at_those(project: Project) -> None:
     assert result.exit_code == 0, result.output
     assert "2 articles (0 new, 1 changed, 0 deleted, 0 errors)" in result.output
     titles = {e.title for e in project.atom().entries}
-    assert "Zweite Fassung" in titles and "Nicht genannt" not in titles
+    assert "Zweite Fassung" in titles
+    assert "Nicht genannt" not in titles
     other.unlink()
     named.unlink()
     result = project.build(str(named))

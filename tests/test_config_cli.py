@@ -24,7 +24,8 @@ def test_bundled_config_loads_and_resolves_paths_beside_it() -> None:
     assert settings.seeds_dir == REPO / "seeds"
     assert settings.feeds_dir == REPO / "feeds"
     assert settings.state_dir == REPO / "config" / ".feedsvc"
-    assert settings.max_items == 50 and settings.language == "de-AT"
+    assert settings.max_items == 50
+    assert settings.language == "de-AT"
 
 
 def test_every_setting_is_documented_in_the_bundled_config() -> None:
@@ -36,7 +37,8 @@ def test_every_setting_is_documented_in_the_bundled_config() -> None:
 def test_environment_overrides_toml_and_flags_override_environment(project: Project) -> None:
     env = {"FEEDSVC_MAX_ITEMS": "7", "FEEDSVC_TITLE": "Aus der Umgebung"}
     settings = load_settings(config=project.config, env=env)
-    assert settings.max_items == 7 and settings.title == "Aus der Umgebung"
+    assert settings.max_items == 7
+    assert settings.title == "Aus der Umgebung"
     flagged = load_settings(config=project.config, env=env, overrides={"max_items": 3})
     assert flagged.max_items == 3
 
@@ -74,7 +76,8 @@ def test_cli_prints_config_errors_as_one_line(project: Project) -> None:
         f.write("language = 'deutsch!'\n")
     result = project.build()
     assert result.exit_code == 1
-    assert result.output.count("\n") == 1 and "config key 'language'" in result.output
+    assert result.output.count("\n") == 1
+    assert "config key 'language'" in result.output
 
 
 def test_every_command_has_help_with_an_example_and_is_in_the_readme() -> None:
@@ -103,18 +106,23 @@ def test_check_lists_every_error_and_writes_nothing(project: Project) -> None:
     result = CliRunner().invoke(main, ["check", "--config", str(project.config)])
     assert result.exit_code == 1
     assert "001_00000000000000aa.txt:1: empty file" in result.output
-    assert "002_00000000000000bb.txt:3: invalid UTF-8 at byte offset 23 (byte 0xff)" in result.output
+    assert (
+        "002_00000000000000bb.txt:3: invalid UTF-8 at byte offset 23 (byte 0xff)" in result.output
+    )
     assert "3 seeds checked, 2 errors" in result.output
-    assert not list(project.feeds.iterdir()) and not project.state.exists()
+    assert not list(project.feeds.iterdir())
+    assert not project.state.exists()
 
 
 def test_quiet_and_verbose(project: Project) -> None:
     project.write_seed("001_00000000000000aa.txt", " date 2024-11 Ok.\n\nText mit \x07 Glocke.")
     quiet = project.build("-q")
-    assert quiet.exit_code == 0 and quiet.output == ""
+    assert quiet.exit_code == 0
+    assert quiet.output == ""
     (project.seeds / "001_00000000000000aa.txt").write_text(" date 2024-11 Ok.\n\nA\x07 B.")
     verbose = project.build("-v")
-    assert "warning:" in verbose.output and "removed 1 character(s) that XML forbids" in verbose.output
+    assert "warning:" in verbose.output
+    assert "removed 1 character(s) that XML forbids" in verbose.output
 
 
 def test_public_api_is_one_sorted_import() -> None:
