@@ -19,6 +19,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/build_bench.py
+	$(BIN)/python bench/daemon_bench.py
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

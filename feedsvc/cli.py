@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -62,24 +62,34 @@ def main() -> None:
 
 
 @main.command()
+@click.argument("only", nargs=-1, type=click.Path(path_type=Path), metavar="[SEED]...")
 @_common
 def build(
-    config: Path | None, seeds: Path | None, feeds: Path | None, quiet: bool, verbose: bool
+    only: tuple[Path, ...],
+    config: Path | None,
+    seeds: Path | None,
+    feeds: Path | None,
+    quiet: bool,
+    verbose: bool,
 ) -> None:
     """Read every seed, update the store and write the feeds once (for cron and CI).
 
     Prints one summary line and each rejected seed as path:line: reason. Feeds are still
-    written from the valid seeds; the exit status is 1 when any seed was rejected.
+    written from the valid seeds; the exit status is 1 when any seed was rejected. Naming
+    SEED files looks at just those (new, changed or deleted) and takes the rest from the store.
 
     \b
     Example:
       feedsvc build --config config/
       feedsvc build --seeds /srv/news/seeds --feeds /var/www/feeds
+      feedsvc build seeds/042_0123456789abcdef.txt
     """
     try:
         publisher = Publisher(_settings(config, seeds, feeds))
-        with _progress(publisher, quiet) as bar:
-            report = publisher.build(on_file=(lambda _: bar.update(1)) if bar else None)
+        with _progress(publisher, quiet or bool(only)) as bar:
+            report = publisher.build(
+                list(only) or None, on_file=(lambda _: bar.update(1)) if bar else None
+            )
     except FeedsvcError as e:
         raise click.ClickException(str(e)) from e
     if verbose:
@@ -121,3 +131,84 @@ def check(
     if not quiet:
         click.echo(f"{count} seeds checked, {len(errors)} errors")
     sys.exit(1 if errors else 0)
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(path_type=Path),
+    help="Config file or directory [default: config/feedsvc.toml if present].",
+)
+@click.option("--seeds", type=click.Path(path_type=Path), help="Seeds directory.")
+@click.option("--feeds", type=click.Path(path_type=Path), help="Output directory.")
+@click.option("--host", help="Address to listen on [config: host; default: 127.0.0.1].")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    help="Port to listen on; 0 picks a free one and logs it [config: port; default: 8080].",
+)
+@click.option(
+    "--no-serve",
+    "no_serve",
+    is_flag=True,
+    help="Do not serve HTTP (nginx or a CDN serves the feeds directory).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default="INFO",
+    show_default=True,
+    envvar="FEEDSVC_LOG_LEVEL",
+    help="Least severe messages logged to stderr.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    envvar="FEEDSVC_LOG_FORMAT",
+    help="One line of text per message, or one JSON object per line for log shippers.",
+)
+def run(
+    config: Path | None,
+    seeds: Path | None,
+    feeds: Path | None,
+    host: str | None,
+    port: int | None,
+    no_serve: bool,
+    log_level: str,
+    log_format: Literal["text", "json"],
+) -> None:
+    """Watch the seeds, rebuild the feeds within a second of a change, and serve them.
+
+    Runs until SIGTERM or Ctrl-C (exit status 0); SIGHUP reloads the config. Seeds that
+    changed while it was stopped are picked up at start. /healthz and /status report on
+    the builds.
+
+    \b
+    Example:
+      feedsvc run --config config/
+      feedsvc run --port 0 --log-format json
+      feedsvc run --no-serve --feeds /var/www/feeds
+    """
+    from .daemon import run as run_daemon
+    from .daemon import setup_logging
+
+    overrides: dict[str, Any] = {
+        "seeds_dir": seeds,
+        "feeds_dir": feeds,
+        "host": host,
+        "port": port,
+        "serve": False if no_serve else None,
+    }
+
+    def load() -> Settings:
+        return load_settings(config=config, overrides=overrides)
+
+    setup_logging(log_level, log_format)
+    try:
+        code = run_daemon(load(), reload=load)
+    except FeedsvcError as e:
+        raise click.ClickException(str(e)) from e
+    sys.exit(code)

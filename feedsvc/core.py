@@ -420,9 +420,3 @@ def _stamp(path: Path) -> list[int] | None:
     except FileNotFoundError:
         return None
     return [st.st_size, st.st_mtime_ns]
-
-
-def iter_errors(report: BuildReport) -> Iterator[str]:
-    """``path:line: reason`` lines, as the CLI and logs print them."""
-    for error in report.errors:
-        yield str(error)

@@ -74,11 +74,6 @@ class FeedMeta(BaseModel):
     generator_version: str
 
 
-def newest_first(articles: list[Article]) -> list[Article]:
-    """Newest first; ties broken by key so output is stable."""
-    return sorted(articles, key=lambda a: (a.published, a.key), reverse=True)
-
-
 def max_updated(articles: list[Article], default: datetime) -> datetime:
     """The newest content change, from the data only (never the clock)."""
     return max((a.updated for a in articles), default=default)

@@ -1,0 +1,440 @@
+"""``feedsvc run`` end to end: a real daemon subprocess, real files, real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import feedparser
+import pytest
+
+from .conftest import seed_text
+
+pytestmark = pytest.mark.slow
+
+T = TypeVar("T")
+DEADLINE = 3.0  # "within 3 s" for everything a subscriber would notice
+START_DEADLINE = 15.0  # interpreter start and the first build, on a busy CI machine
+BASE_URL = "https://news.example.org/"
+FEEDSVC = [sys.executable, "-c", "from feedsvc.cli import main; main()"]
+_RUNNING: list[Daemon] = []  # the last daemon started, whose log a failed wait prints
+
+
+def wait_for(check: Callable[[], T], *, timeout: float = DEADLINE, what: str = "") -> T:
+    """Poll ``check`` until it returns something truthy; fail with its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            for daemon in _RUNNING:  # the daemon's own account, for the failure report
+                print("\n".join(daemon.lines[-60:]), file=sys.stderr)
+            pytest.fail(f"not within {timeout:g} s: {what or check} (last: {value!r})")
+        time.sleep(0.05)
+
+
+def seed_name(n: int) -> str:
+    return f"{n:04d}_{n:016x}.txt"
+
+
+def key_of(n: int) -> str:
+    return f"{n:016x}"
+
+
+class Daemon:
+    """One ``feedsvc run`` subprocess on a temp site, with its log collected."""
+
+    def __init__(self, root: Path, *args: str, serve: bool = True) -> None:
+        self.root = root
+        self.lines: list[str] = []
+        self.port = 0
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
+        cmd = [*FEEDSVC, "run", "--config", str(root / "feedsvc.toml"), "--log-level", "DEBUG"]
+        cmd += args
+        if serve:
+            cmd += ["--port", "0"]
+        self.proc = subprocess.Popen(
+            cmd, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        _RUNNING[:] = [self]
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if serve:
+            found = wait_for(self._port, timeout=START_DEADLINE, what="the listening port")
+            self.port = int(found)
+            wait_for(lambda: self.get("/healthz")[0] == 200, timeout=START_DEADLINE)
+        else:
+            wait_for(lambda: self.logged("full build"), timeout=START_DEADLINE)
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def _port(self) -> str | None:
+        assert self.proc.poll() is None, "\n".join(self.lines)
+        for line in list(self.lines):
+            m = re.search(r"serving .* at http://127\.0\.0\.1:(\d+)/", line)
+            if m:
+                return m.group(1)
+        return None
+
+    def logged(self, text: str) -> bool:
+        return any(text in line for line in list(self.lines))
+
+    @property
+    def seeds(self) -> Path:
+        return self.root / "seeds"
+
+    def get(
+        self, path: str, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, http.client.HTTPMessage, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            conn.putrequest("GET", path, skip_accept_encoding=True)
+            for name, value in (headers or {}).items():
+                conn.putheader(name, value)
+            conn.endheaders()
+            resp = conn.getresponse()
+            return resp.status, resp.headers, resp.read()
+        finally:
+            conn.close()
+
+    def feed(self, name: str = "atom.xml") -> feedparser.FeedParserDict:
+        status, _, body = self.get("/" + name)
+        assert status == 200, status
+        parsed = feedparser.parse(body)
+        assert parsed.bozo == 0, parsed.get("bozo_exception")
+        return parsed
+
+    def entries(self, name: str = "atom.xml") -> dict[str, Any]:
+        """Entries by key (the id's last part)."""
+        return {e.id.rsplit(":", 1)[-1]: e for e in self.feed(name).entries}
+
+    def status(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.get("/status")[2])
+        return data
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def stop(self, timeout: float = 5.0) -> int:
+        """SIGTERM; the exit status, which must come within ``timeout``."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.close()
+            pytest.fail(f"no exit within {timeout:g} s of SIGTERM:\n" + "\n".join(self.lines))
+        self.close()
+        return code
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join(timeout=5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def feedsvc(site: Path, command: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Another feedsvc process on the same site, run to its end."""
+    return subprocess.run(
+        [*FEEDSVC, command, "--config", str(site / "feedsvc.toml"), *args],
+        cwd=site, capture_output=True, text=True, timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")},
+    )  # fmt: skip
+
+
+def make_site(root: Path, **config: object) -> Path:
+    (root / "seeds").mkdir(parents=True)
+    settings: dict[str, object] = {
+        "title": "Testfeed",
+        "base_url": BASE_URL,
+        "seeds_dir": "seeds",
+        "feeds_dir": "feeds",
+        "state_dir": "state",
+        "debounce_seconds": 0.5,
+        **config,
+    }
+    lines = [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
+    (root / "feedsvc.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def content(entry: Any) -> str:
+    return " ".join(c.value for c in entry.get("content", [])) + entry.get("summary", "")
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """One daemon for the tests that only add their own seeds (each uses its own numbers)."""
+    daemon = Daemon(make_site(tmp_path_factory.mktemp("shared")))
+    try:
+        yield daemon
+    finally:
+        daemon.close()
+
+
+def in_both(daemon: Daemon, key: str) -> bool:
+    return key in daemon.entries("atom.xml") and key in daemon.entries("rss.xml")
+
+
+def test_a_seed_appears_changes_in_place_and_goes(shared: Daemon) -> None:
+    path = shared.seeds / seed_name(1)
+    write(path, seed_text("Der Gemeinderat tagt heute.", body="Es geht um das Budget."))
+    wait_for(lambda: in_both(shared, key_of(1)), what="new seed in Atom and RSS")
+    first = shared.entries()[key_of(1)]
+    assert first.title.startswith("Der Gemeinderat tagt heute")
+    assert "Budget" in content(first)
+
+    write(path, seed_text("Der Gemeinderat tagt heute.", body="Es geht um die Schulen."))
+    changed = wait_for(
+        lambda: "Schulen" in content(shared.entries().get(key_of(1), {})), what="update"
+    )
+    assert changed
+    assert shared.entries()[key_of(1)].id == first.id
+    rss = shared.entries("rss.xml")[key_of(1)]
+    assert "Schulen" in content(rss)
+
+    path.unlink()
+    wait_for(lambda: not any(key_of(1) in shared.entries(n) for n in ("atom.xml", "rss.xml")))
+
+
+def test_moves_in_out_and_within(shared: Daemon) -> None:
+    outside = shared.root / "incoming"
+    write(outside / seed_name(2), seed_text("Ein Zug fährt ein.", body="Pünktlich."))
+    os.rename(outside / seed_name(2), shared.seeds / seed_name(2))  # in
+    wait_for(lambda: in_both(shared, key_of(2)), what="moved-in seed")
+    entry_id = shared.entries()[key_of(2)].id
+
+    (shared.seeds / "ressort").mkdir()
+    moved_path = shared.seeds / "ressort" / seed_name(2)
+    builds = shared.status()["builds"]
+    os.rename(shared.seeds / seed_name(2), moved_path)  # within, into a subfolder
+    wait_for(lambda: shared.status()["builds"] > builds, what="a build after the move")
+    assert shared.entries()[key_of(2)].id == entry_id
+
+    renamed = shared.seeds / "ressort" / "0002_00000000000000ff.txt"
+    os.rename(moved_path, renamed)  # within, to another key: the ledger sees the rename
+    moved = wait_for(
+        lambda: [e for e in shared.entries().values() if e.link.endswith("00000000000000ff.html")],
+        what="the renamed seed published under its new name",
+    )
+    assert [e.id for e in moved] == [entry_id], "a rename keeps the entry id"
+
+    os.rename(renamed, outside / "weg.txt")  # out
+    wait_for(lambda: not any("Pünktlich" in content(e) for e in shared.entries().values()))
+
+    # An editor or transfer tool writing a temp file, then renaming it into place.
+    write(shared.seeds / f".{seed_name(3)}.part", seed_text("Atomar geschrieben.", body="Ganz."))
+    os.rename(shared.seeds / f".{seed_name(3)}.part", shared.seeds / seed_name(3))
+    wait_for(lambda: in_both(shared, key_of(3)), what="renamed-into-place seed")
+
+
+def test_leftovers_are_ignored(shared: Daemon) -> None:
+    for name in (".versteckt.txt", f"{seed_name(4)}.swp", f"{seed_name(4)}~", "x.tmp", "y.part"):
+        write(shared.seeds / name, "kein Seed\n")
+    write(shared.seeds / seed_name(5), seed_text("Ein echter Seed.", body="Danach."))
+    wait_for(lambda: key_of(5) in shared.entries())
+    errors = shared.status()["errors"]
+    assert not [e for e in errors if "kein" in e["reason"] or "versteckt" in e["path"]]
+
+
+def test_a_slowly_written_seed_is_never_published_half(shared: Daemon) -> None:
+    path = shared.seeds / seed_name(6)
+    chunks = [
+        " date 2024-11 Langsam geschrieben.\n\nErster Absatz.\n",
+        "\nZweiter Absatz.\n",
+        "\nDritter Absatz.\n",
+        "\nVierter Absatz.\n",
+        "\nLetzter Absatz, jetzt vollständig.\n",
+    ]
+    seen_half = []
+    with path.open("w", encoding="utf-8") as f:
+        for chunk in chunks:  # pauses well under the 0.5 s debounce
+            f.write(chunk)
+            f.flush()
+            entry = shared.entries().get(key_of(6))
+            if entry is not None:
+                seen_half.append(content(entry))
+            time.sleep(0.1)
+    wait_for(lambda: "vollständig" in content(shared.entries().get(key_of(6), {})))
+    assert seen_half == []
+    assert not [e for e in shared.status()["errors"] if e["path"].endswith(seed_name(6))]
+
+
+def test_a_half_written_update_keeps_the_last_good_version(shared: Daemon) -> None:
+    path = shared.seeds / seed_name(7)
+    write(path, seed_text("Erste Fassung.", body="Alter Text."))
+    wait_for(lambda: key_of(7) in shared.entries())
+    with path.open("w", encoding="utf-8") as f:
+        f.write(" date 2024-11 Zweite Fassung.\n")  # no body yet: not a valid seed
+        f.flush()
+        wait_for(
+            lambda: [e for e in shared.status()["errors"] if e["path"].endswith(seed_name(7))],
+            what="the half file reported",
+        )
+        assert "Alter Text" in content(shared.entries()[key_of(7)]), "last good version stays"
+        f.write("\nNeuer Text.\n")
+    wait_for(lambda: "Neuer Text" in content(shared.entries().get(key_of(7), {})))
+    wait_for(
+        lambda: not [e for e in shared.status()["errors"] if e["path"].endswith(seed_name(7))],
+        what="no error left behind",
+    )
+
+
+def test_http_validators_gzip_and_traversal(shared: Daemon) -> None:
+    write(shared.seeds / seed_name(8), seed_text("Für den Cache.", body="Inhalt."))
+    wait_for(lambda: key_of(8) in shared.entries())
+    _, headers, _ = shared.get("/atom.xml")
+    assert headers["Content-Type"] == "application/atom+xml; charset=utf-8"
+    assert headers["Cache-Control"] == "max-age=60"
+    again = shared.get("/atom.xml", {"If-None-Match": headers["ETag"]})
+    assert again[0] == 304
+    since = shared.get("/atom.xml", {"If-Modified-Since": headers["Last-Modified"]})
+    assert since[0] == 304
+    _, zheaders, zbody = shared.get("/rss.xml", {"Accept-Encoding": "gzip"})
+    assert zheaders["Content-Encoding"] == "gzip"
+    assert feedparser.parse(gzip.decompress(zbody)).bozo == 0
+    assert shared.get("/rss.xml")[1]["Content-Type"] == "application/rss+xml; charset=utf-8"
+    for path in ("/../feedsvc.toml", "/%2e%2e/feedsvc.toml", "/..%2ffeedsvc.toml", "/"):
+        assert shared.get(path)[0] == 404, path
+
+    write(shared.seeds / seed_name(9), seed_text("Neu im Feed.", body="Mehr."))
+    wait_for(lambda: key_of(9) in shared.entries())
+    status, newer, _ = shared.get("/atom.xml", {"If-None-Match": headers["ETag"]})
+    assert status == 200
+    assert newer["ETag"] != headers["ETag"]
+
+
+def test_a_bad_seed_is_reported_and_the_daemon_carries_on(shared: Daemon) -> None:
+    write(shared.seeds / seed_name(10), "kein Datum hier\n\nText.\n")
+    error = wait_for(
+        lambda: [e for e in shared.status()["errors"] if e["path"].endswith(seed_name(10))]
+    )
+    assert error[0]["line"] == 1
+    assert "date" in error[0]["reason"]
+    assert shared.get("/healthz")[0] == 200  # a bad seed is not a failed build
+    write(shared.seeds / seed_name(10), seed_text("Repariert.", body="Gut."))
+    wait_for(lambda: key_of(10) in shared.entries())
+    assert not [e for e in shared.status()["errors"] if e["path"].endswith(seed_name(10))]
+
+
+def test_a_burst_of_500_files_gives_a_few_builds(tmp_path: Path) -> None:
+    daemon = Daemon(make_site(tmp_path, max_items=50))
+    try:
+        before = daemon.status()["builds"]
+        staging = tmp_path / "staging"
+        staging.mkdir()
+        for n in range(500):
+            write(staging / seed_name(n), seed_text(f"Meldung Nummer {n}.", body=f"Text {n}."))
+        for n in range(500):
+            os.rename(staging / seed_name(n), daemon.seeds / seed_name(n))
+        wait_for(lambda: daemon.status()["articles"] == 500, timeout=10, what="500 articles")
+        wait_for(lambda: len(daemon.feed("atom.xml").entries) == 50)
+        assert len(daemon.feed("rss.xml").entries) == 50
+        builds = daemon.status()["builds"] - before
+        assert 1 <= builds <= 20, f"{builds} builds for 500 files"
+        assert daemon.status()["error_count"] == 0
+    finally:
+        daemon.close()
+
+
+def test_sigterm_exits_0_and_the_next_start_catches_up(tmp_path: Path) -> None:
+    site = make_site(tmp_path)
+    write(site / "seeds" / seed_name(1), seed_text("Bleibt, wird geändert.", body="Alt."))
+    write(site / "seeds" / seed_name(2), seed_text("Wird gelöscht.", body="Weg."))
+    daemon = Daemon(site)
+    try:
+        assert set(daemon.entries()) == {key_of(1), key_of(2)}
+        first_id = daemon.entries()[key_of(1)].id
+
+        second = feedsvc(site, "run", "--port", "0")
+        assert second.returncode == 1
+        assert "already running" in second.stderr
+
+        build = feedsvc(site, "build")
+        assert build.returncode == 0, build.stderr
+
+        started = time.monotonic()
+        assert daemon.stop() == 0
+        assert time.monotonic() - started < 5
+    finally:
+        daemon.close()
+
+    write(site / "seeds" / seed_name(1), seed_text("Bleibt, wird geändert.", body="Neu."))
+    (site / "seeds" / seed_name(2)).unlink()
+    write(site / "seeds" / seed_name(3), seed_text("Kam dazu.", body="Frisch."))
+    daemon = Daemon(site)
+    try:
+        entries = wait_for(lambda: daemon.entries() if len(daemon.entries()) == 2 else None)
+        assert set(entries) == {key_of(1), key_of(3)}
+        assert entries[key_of(1)].id == first_id
+        assert "Neu" in content(entries[key_of(1)])
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_a_failed_build_is_retried_and_sighup_reloads(tmp_path: Path) -> None:
+    site = make_site(tmp_path)
+    daemon = Daemon(site)
+    try:
+        feeds = site / "feeds"
+        shutil.rmtree(feeds)
+        feeds.write_text("kein Verzeichnis\n")  # the next build cannot write the feeds
+        write(site / "seeds" / seed_name(1), seed_text("Erster Versuch.", body="Scheitert."))
+        wait_for(lambda: daemon.get("/healthz")[0] == 503, what="unhealthy after the failure")
+        status = daemon.status()
+        assert status["builds_failed"] >= 1
+        assert status["last_build"]["ok"] is False
+        assert "feeds" in status["last_build"]["error"]
+        assert daemon.proc.poll() is None
+
+        feeds.unlink()
+        write(site / "seeds" / seed_name(2), seed_text("Zweiter Versuch.", body="Klappt."))
+        wait_for(lambda: daemon.get("/healthz")[0] == 200, what="healthy at the next trigger")
+        assert set(daemon.entries()) == {key_of(1), key_of(2)}, "the failed change was kept"
+
+        config = site / "feedsvc.toml"
+        config.write_text(config.read_text() + "max_items = 1\n", encoding="utf-8")
+        daemon.signal(signal.SIGHUP)
+        wait_for(lambda: len(daemon.entries()) == 1, what="max_items = 1 after SIGHUP")
+        assert daemon.proc.poll() is None
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_no_serve_still_builds(tmp_path: Path) -> None:
+    site = make_site(tmp_path)
+    daemon = Daemon(site, "--no-serve", "--log-format", "json", serve=False)
+    try:
+        write(site / "seeds" / seed_name(1), seed_text("Ohne Server.", body="Nur Dateien."))
+        atom = site / "feeds" / "atom.xml"
+        wait_for(lambda: atom.is_file() and key_of(1) in atom.read_text(encoding="utf-8"))
+        records = [json.loads(line) for line in list(daemon.lines) if line.startswith("{")]
+        assert any("not serving" in r["message"] for r in records)
+        assert {"time", "level", "logger", "message"} <= set(records[0])
+    finally:
+        assert daemon.stop() == 0

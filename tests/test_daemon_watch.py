@@ -1,0 +1,91 @@
+"""The watcher on its own: a real watchdog observer on tmp_path, batches handed to a list."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from feedsvc import ConfigError, load_settings
+from feedsvc.schedule import rescan_trigger
+from feedsvc.watch import SeedWatcher
+
+DELAY = 0.2
+
+
+class Batches:
+    def __init__(self) -> None:
+        self.items: list[tuple[list[Path], bool]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, paths: list[Path], full: bool) -> None:
+        with self.lock:
+            self.items.append((paths, full))
+
+    def wait(self, count: int = 1, timeout: float = 3.0) -> list[tuple[list[Path], bool]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.items) >= count:
+                    return list(self.items)
+            time.sleep(0.02)
+        pytest.fail(f"expected {count} batches within {timeout} s, got {self.items}")
+
+
+@pytest.fixture
+def watched(tmp_path: Path) -> Iterator[tuple[Path, Batches]]:
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    batches = Batches()
+    watcher = SeedWatcher(seeds, pattern="*.txt", debounce=DELAY, deliver=batches)
+    watcher.start()
+    try:
+        yield seeds, batches
+    finally:
+        watcher.stop()
+
+
+def test_a_move_arrives_as_one_batch_with_both_sides(watched: tuple[Path, Batches]) -> None:
+    seeds, batches = watched
+    (seeds / "a.txt").write_text("x")
+    assert batches.wait(1)[0] == ([seeds / "a.txt"], False)
+    os.rename(seeds / "a.txt", seeds / "b.txt")
+    assert batches.wait(2)[1] == ([seeds / "a.txt", seeds / "b.txt"], False)
+
+
+def test_leftovers_and_hidden_paths_never_arrive(watched: tuple[Path, Batches]) -> None:
+    seeds, batches = watched
+    (seeds / ".hidden").mkdir()
+    batches.wait(1)  # a directory appeared: a full rescan is asked for
+    batches.items.clear()
+    for name in (".x.txt", "y.txt.swp", "y.txt~", "y.tmp", "y.part", ".hidden/z.txt", "n.md"):
+        (seeds / name).write_text("x")
+    (seeds / "real.txt").write_text("x")
+    assert batches.wait(1) == [([seeds / "real.txt"], False)]
+    time.sleep(DELAY * 2)
+    assert len(batches.items) == 1
+
+
+def test_a_file_written_in_pieces_arrives_once_it_is_quiet(
+    watched: tuple[Path, Batches],
+) -> None:
+    seeds, batches = watched
+    with (seeds / "slow.txt").open("w") as f:
+        for _ in range(5):
+            f.write("more ")
+            f.flush()
+            time.sleep(DELAY / 4)
+        assert batches.items == []
+    assert batches.wait(1) == [([seeds / "slow.txt"], False)]
+
+
+def test_rescan_schedule_from_config() -> None:
+    assert "interval" in str(rescan_trigger(load_settings(overrides={"rescan_interval": 60})))
+    cron = load_settings(overrides={"rescan_cron": "*/10 * * * *"})
+    assert "cron" in str(rescan_trigger(cron))
+    with pytest.raises(ConfigError, match="rescan_cron"):
+        load_settings(overrides={"rescan_cron": "every ten minutes"})
