@@ -53,6 +53,7 @@ class Settings(BaseModel):
     max_items: int = Field(default=DEFAULT_MAX_ITEMS, ge=1, le=10_000)
     atom_file: str = Field(default="atom.xml", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     rss_file: str = Field(default="rss.xml", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    json_file: str = Field(default="feed.json", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     seeds_dir: Path = Path("seeds")
     feeds_dir: Path = Path("feeds")
     state_dir: Path = Path(".feedsvc")

@@ -25,7 +25,7 @@ from .config import Settings
 from .errors import PublishError, SeedError
 from .models import Article, FeedMeta, FeedSpec
 from .parsing import parse_seed, read_seed, seed_key
-from .render import render_atom, render_rss
+from .render import render_atom, render_json, render_rss
 from .store import FileState, Store
 
 Status = Literal["new", "changed", "unchanged", "deleted", "error"]
@@ -102,6 +102,7 @@ class Publisher:
             max_items=settings.max_items,
             atom_file=settings.atom_file,
             rss_file=settings.rss_file,
+            json_file=settings.json_file,
         )
         self.meta = FeedMeta(
             base_url=settings.base_url,
@@ -126,6 +127,7 @@ class Publisher:
         return [
             self.settings.feeds_dir / self.spec.atom_file,
             self.settings.feeds_dir / self.spec.rss_file,
+            self.settings.feeds_dir / self.spec.json_file,
         ]
 
     def open_store(self) -> Store:
@@ -365,6 +367,7 @@ class Publisher:
         payloads = {
             self.outputs[0]: render_atom(articles, self.spec, self.meta),
             self.outputs[1]: render_rss(articles, self.spec, self.meta),
+            self.outputs[2]: render_json(articles, self.spec, self.meta),
         }
         self.settings.feeds_dir.mkdir(parents=True, exist_ok=True)
         for path in self.outputs:  # leftovers of a killed build; we hold the lock

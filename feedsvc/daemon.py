@@ -28,7 +28,7 @@ from .config import Settings
 from .core import Publisher
 from .errors import FeedsvcError, LockError, SeedError
 from .schedule import BuildOutcome, Rebuilder
-from .serve import ATOM_TYPE, RSS_TYPE, FeedApp, HTTPServer, ServeOptions
+from .serve import ATOM_TYPE, JSON_FEED_TYPE, RSS_TYPE, FeedApp, HTTPServer, ServeOptions
 from .watch import SeedWatcher
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,11 @@ def serve_options(settings: Settings) -> ServeOptions:
     return ServeOptions(
         root=settings.feeds_dir,
         cache_max_age=settings.cache_max_age,
-        content_types={settings.atom_file: ATOM_TYPE, settings.rss_file: RSS_TYPE},
+        content_types={
+            settings.atom_file: ATOM_TYPE,
+            settings.rss_file: RSS_TYPE,
+            settings.json_file: JSON_FEED_TYPE,
+        },
     )
 
 

@@ -60,6 +60,7 @@ class FeedSpec(BaseModel):
     max_items: int = Field(default=50, ge=1, le=10_000)
     atom_file: str = "atom.xml"
     rss_file: str = "rss.xml"
+    json_file: str = "feed.json"
 
 
 class FeedMeta(BaseModel):

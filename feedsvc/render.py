@@ -6,6 +6,7 @@ here, from escaped text, only for the entries being written.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from html import escape
@@ -17,6 +18,8 @@ from .models import Article, FeedMeta, FeedSpec, max_updated
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ATOM_TYPE = "application/atom+xml"
 RSS_TYPE = "application/rss+xml"
+JSON_FEED_TYPE = "application/feed+json"
+JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 GENERATOR_URI = "https://github.com/feedsvc/feedsvc"
 
 
@@ -80,3 +83,40 @@ def render_rss(articles: Sequence[Article], spec: FeedSpec, meta: FeedMeta) -> b
     """RSS 2.0 with ``atom:link rel=self``, ``guid`` and ``content:encoded``."""
     data: bytes = _generator(articles, spec, meta, spec.rss_file, RSS_TYPE).rss_str(pretty=True)
     return data
+
+
+def _rfc3339(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def render_json(articles: Sequence[Article], spec: FeedSpec, meta: FeedMeta) -> bytes:
+    """JSON Feed 1.1 with the same ids, dates and content as the Atom and RSS feeds."""
+    author: dict[str, str] = {"name": meta.author_name}
+    if meta.author_email:
+        author["url"] = f"mailto:{meta.author_email}"
+    items = []
+    for article in articles:
+        assert article.entry_id, "articles reach the renderer through the store's id ledger"
+        items.append(
+            {
+                "id": article.entry_id,
+                "url": article_link(article, meta),
+                "title": article.title,
+                "summary": article.lead,
+                "content_html": article_html(article),
+                "date_published": _rfc3339(article.published),
+                "date_modified": _rfc3339(article.updated),
+                "language": article.language,
+            }
+        )
+    feed = {
+        "version": JSON_FEED_VERSION,
+        "title": spec.title,
+        "home_page_url": meta.base_url,
+        "feed_url": f"{meta.base_url}{spec.json_file}",
+        "description": spec.subtitle or spec.title,
+        "authors": [author],
+        "language": meta.language,
+        "items": items,
+    }
+    return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 ATOM_TYPE = "application/atom+xml; charset=utf-8"
 RSS_TYPE = "application/rss+xml; charset=utf-8"
+JSON_FEED_TYPE = "application/feed+json; charset=utf-8"
 GZIP_MIN_BYTES = 256
 GZIP_LEVEL = 6
 HEALTH_PATH = "/healthz"

@@ -319,6 +319,10 @@ def test_http_validators_gzip_and_traversal(shared: Daemon) -> None:
     assert zheaders["Content-Encoding"] == "gzip"
     assert feedparser.parse(gzip.decompress(zbody)).bozo == 0
     assert shared.get("/rss.xml")[1]["Content-Type"] == "application/rss+xml; charset=utf-8"
+    status, jheaders, jbody = shared.get("/feed.json")
+    assert status == 200
+    assert jheaders["Content-Type"] == "application/feed+json; charset=utf-8"
+    assert json.loads(jbody)["version"] == "https://jsonfeed.org/version/1.1"
     for path in ("/../feedsvc.toml", "/%2e%2e/feedsvc.toml", "/..%2ffeedsvc.toml", "/"):
         assert shared.get(path)[0] == 404, path
 
