@@ -12,10 +12,11 @@ import click
 
 from . import __version__
 from .config import Settings, load_settings
-from .core import Publisher
+from .core import BuildReport, Publisher
 from .errors import FeedsvcError
 
 PROGRESS_MIN_FILES = 200
+WEBSUB_CLOSE_SECONDS = 5.0  # how long `feedsvc build` waits for its hub pings
 
 
 def _common(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -50,6 +51,20 @@ def _progress(publisher: Publisher, quiet: bool) -> AbstractContextManager[Any]:
     if total < PROGRESS_MIN_FILES:
         return nullcontext(None)
     return click.progressbar(length=total, label="reading seeds", file=sys.stderr)
+
+
+def _ping_hub(settings: Settings, report: BuildReport) -> None:
+    """Tell the WebSub hub about the feeds this build wrote; never fails or stalls the build."""
+    hub = settings.websub_hub
+    if hub is None or not report.written:
+        return
+    from .websub import HubNotifier, feed_urls
+
+    urls = feed_urls(report, settings)
+    if urls:
+        notifier = HubNotifier(hub, timeout=WEBSUB_CLOSE_SECONDS)
+        notifier.notify(urls)
+        notifier.close(timeout=WEBSUB_CLOSE_SECONDS)
 
 
 @click.group(
@@ -105,6 +120,7 @@ def build(
             f"{report.deleted} deleted, {len(report.errors)} errors) → {outputs}{state} "
             f"in {report.seconds:.2f} s"
         )
+    _ping_hub(publisher.settings, report)
     sys.exit(1 if report.errors else 0)
 
 

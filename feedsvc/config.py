@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ._lang import KNOWN_CODES
 from .errors import ConfigError
 
 DEFAULT_CONFIG = Path("config/feedsvc.toml")
@@ -24,6 +25,9 @@ ENV_PREFIX = "FEEDSVC_"
 DEFAULT_TITLE = "feedsvc news"
 DEFAULT_BASE_URL = "http://localhost:8080/"
 DEFAULT_LANGUAGE = "de-AT"
+DEFAULT_DETECT_LANGUAGE = True
+DEFAULT_LANGUAGES = ("de", "en", "fr", "it", "es")
+DEFAULT_LANGUAGE_MIN_CONFIDENCE = 0.5
 DEFAULT_TIMEZONE = "Europe/Vienna"
 DEFAULT_MAX_ITEMS = 50
 DEFAULT_MAX_SEED_BYTES = 1024 * 1024
@@ -49,6 +53,9 @@ class Settings(BaseModel):
     author_name: str = Field(default="feedsvc", min_length=1)
     author_email: str | None = None
     language: str = Field(default=DEFAULT_LANGUAGE, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    detect_language: bool = DEFAULT_DETECT_LANGUAGE
+    languages: tuple[str, ...] = DEFAULT_LANGUAGES
+    language_min_confidence: float = Field(default=DEFAULT_LANGUAGE_MIN_CONFIDENCE, ge=0, le=1)
     timezone: str = DEFAULT_TIMEZONE
     max_items: int = Field(default=DEFAULT_MAX_ITEMS, ge=1, le=10_000)
     atom_file: str = Field(default="atom.xml", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -68,6 +75,8 @@ class Settings(BaseModel):
     debounce_seconds: float = Field(default=DEFAULT_DEBOUNCE_SECONDS, ge=0, le=60)
     rescan_interval: float = Field(default=DEFAULT_RESCAN_INTERVAL, ge=1)
     rescan_cron: str | None = None
+    # WebSub: the hub to ping after a build that changed a feed (none: no pings).
+    websub_hub: str | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -76,6 +85,32 @@ class Settings(BaseModel):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an absolute http:// or https:// URL")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("websub_hub")
+    @classmethod
+    def _websub_hub(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an absolute http:// or https:// URL")
+        return value.strip()
+
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _languages(cls, value: Any) -> Any:
+        if isinstance(value, str):  # from FEEDSVC_LANGUAGES: "de,en fr"
+            value = value.replace(",", " ").split()
+        if not isinstance(value, list | tuple):
+            return value  # pydantic reports the type error
+        codes = [str(c).strip().lower() for c in value]
+        unknown = [c for c in codes if c not in KNOWN_CODES]
+        if unknown:
+            raise ValueError(
+                f"unknown language code(s) {', '.join(map(repr, unknown))}; "
+                f"allowed ISO 639-1 codes: {', '.join(sorted(KNOWN_CODES))}"
+            )
+        return tuple(dict.fromkeys(codes))
 
     @field_validator("timezone")
     @classmethod

@@ -112,7 +112,12 @@ class Publisher:
             generator_version=__version__,
         )
         self._parse_fp = self._fingerprint(
-            PARSER_VERSION, settings.timezone, settings.language, str(settings.max_seed_bytes)
+            PARSER_VERSION,
+            settings.timezone,
+            settings.language,
+            str(settings.max_seed_bytes),
+            ",".join(settings.languages) if settings.detect_language else "",
+            repr(settings.language_min_confidence),
         )
         self._render_fp = self._fingerprint(
             __version__, self.spec.model_dump_json(), self.meta.model_dump_json()
@@ -240,6 +245,8 @@ class Publisher:
                 now=now,
                 tz=self.settings.tz,
                 language=self.settings.language,
+                languages=self.settings.languages if self.settings.detect_language else (),
+                language_min_confidence=self.settings.language_min_confidence,
                 max_bytes=self.settings.max_seed_bytes,
                 max_future=timedelta(days=self.settings.max_future_days),
                 display=shown,

@@ -30,10 +30,12 @@ from .errors import FeedsvcError, LockError, SeedError
 from .schedule import BuildOutcome, Rebuilder
 from .serve import ATOM_TYPE, JSON_FEED_TYPE, RSS_TYPE, FeedApp, HTTPServer, ServeOptions
 from .watch import SeedWatcher
+from .websub import HubNotifier, feed_urls
 
 log = logging.getLogger(__name__)
 
 STOP_SECONDS = 3.0  # how long a stop waits for the build in flight (the whole stop: < 5 s)
+WEBSUB_CLOSE_SECONDS = 0.5  # then how long it waits for WebSub pings still pending
 DAEMON_LOCK = "daemon.lock"
 LogFormat = Literal["text", "json"]
 
@@ -226,7 +228,8 @@ class Daemon:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.status = DaemonStatus()
-        self.rebuilder = Rebuilder(Publisher(settings), on_result=self.status.record)
+        self.rebuilder = Rebuilder(Publisher(settings), on_result=self._built)
+        self.notifier: HubNotifier | None = None
         self.watcher = self._watcher(settings)
         self.app = FeedApp(serve_options(settings), status=self.status.snapshot)
         self.server = (
@@ -245,6 +248,18 @@ class Daemon:
     def _deliver(self, paths: list[Path], full: bool) -> None:
         self.rebuilder.request(paths, full=full)
 
+    def _built(self, outcome: BuildOutcome) -> None:
+        """Record a build; after one that wrote feeds, ping the WebSub hub (in the background)."""
+        self.status.record(outcome)
+        notifier, report = self.notifier, outcome.report
+        if notifier is not None and report is not None and report.written:
+            notifier.notify(feed_urls(report, self.settings))
+
+    def _set_hub(self, hub: str | None) -> None:
+        old, self.notifier = self.notifier, HubNotifier(hub) if hub else None
+        if old is not None:
+            old.close(timeout=WEBSUB_CLOSE_SECONDS)
+
     def start(self) -> None:
         if self.server is not None:
             self.address = self.server.start()
@@ -255,6 +270,7 @@ class Daemon:
                 "not serving HTTP (--no-serve): %s is served by others", self.settings.feeds_dir
             )
         try:
+            self._set_hub(self.settings.websub_hub)
             self.watcher.start()
             self.rebuilder.request(full=True)  # catch up on what changed while we were down
             self.rebuilder.start()
@@ -280,6 +296,8 @@ class Daemon:
             self.watcher = self._watcher(settings)
             self.watcher.start()
         self.settings = settings
+        if settings.websub_hub != old.websub_hub:
+            self._set_hub(settings.websub_hub)
         self.rebuilder.request(full=True)
         log.info("configuration reloaded")
 
@@ -289,6 +307,7 @@ class Daemon:
         finished = self.rebuilder.shutdown(timeout)
         if self.server is not None:
             self.server.stop()
+        self._set_hub(None)
         return finished
 
 

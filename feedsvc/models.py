@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import functools
+import re
+from datetime import date, datetime, tzinfo
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -49,18 +51,79 @@ class Article(BaseModel):
         return self
 
 
-class FeedSpec(BaseModel):
-    """One feed to write: which articles (the newest ``max_items``) in which formats."""
+Format = Literal["atom", "rss", "json"]
+FORMATS: tuple[Format, ...] = ("atom", "rss", "json")
+
+
+def category_of(source: str) -> str | None:
+    """An article's category: the first sub-folder of seeds/ it lives in (None at the top)."""
+    head, sep, _ = source.partition("/")
+    return head if sep else None
+
+
+class FeedFilter(BaseModel):
+    """Which articles a feed holds; every part given must match (an empty filter takes all)."""
 
     model_config = _FROZEN
 
-    name: str = Field(default="all", pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    categories: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+    since: date | None = None
+    until: date | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self == FeedFilter()
+
+    def matches(self, article: Article, tz: tzinfo) -> bool:
+        """Categories and languages: any of them; keywords: any, as whole words, any case."""
+        if self.categories and category_of(article.source) not in self.categories:
+            return False
+        if self.languages and not any(
+            article.language == lang or article.language.startswith(lang + "-")
+            for lang in self.languages
+        ):
+            return False
+        day = article.published.astimezone(tz).date()
+        if (self.since and day < self.since) or (self.until and day > self.until):
+            return False
+        if self.keywords:
+            text = " ".join([article.title, article.lead, *(b.text for b in article.body)])
+            return _keyword_pattern(self.keywords).search(text) is not None
+        return True
+
+
+@functools.lru_cache(maxsize=64)
+def _keyword_pattern(keywords: tuple[str, ...]) -> re.Pattern[str]:
+    words = "|".join(re.escape(k) for k in sorted(keywords, key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{words})(?!\w)", re.IGNORECASE)
+
+
+class FeedSpec(BaseModel):
+    """One feed to write: which articles (the newest ``max_items``), where, in which formats."""
+
+    model_config = _FROZEN
+
+    name: str = Field(default="all", pattern=r"^[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)?$")
     title: str = Field(min_length=1)
     subtitle: str = ""
     max_items: int = Field(default=50, ge=1, le=10_000)
+    formats: tuple[Format, ...] = FORMATS
+    directory: str = Field(default="", pattern=r"^([a-z0-9][a-z0-9_-]*/)*$")
     atom_file: str = "atom.xml"
     rss_file: str = "rss.xml"
     json_file: str = "feed.json"
+    filter: FeedFilter = FeedFilter()
+
+    def file(self, fmt: Format) -> str:
+        """The feed document's path relative to feeds/ ('/'-separated)."""
+        names = {"atom": self.atom_file, "rss": self.rss_file, "json": self.json_file}
+        return self.directory + names[fmt]
+
+    def archive_file(self, page: int) -> str:
+        """An RFC 5005 archive document's path relative to feeds/."""
+        return f"{self.directory}archive/{page}.xml"
 
 
 class FeedMeta(BaseModel):
@@ -73,6 +136,23 @@ class FeedMeta(BaseModel):
     author_email: str | None = None
     language: str
     generator_version: str
+    hub_url: str | None = None
+    icon: str | None = None
+    logo: str | None = None
+    favicon: str | None = None
+    ttl_minutes: int | None = None
+    max_bytes: int | None = None
+
+
+class Paging(BaseModel):
+    """Where an Atom document sits in its feed's RFC 5005 archive chain."""
+
+    model_config = _FROZEN
+
+    self_file: str
+    prev_archive: str | None = None
+    current: str | None = None
+    archive: bool = False
 
 
 def max_updated(articles: list[Article], default: datetime) -> datetime:

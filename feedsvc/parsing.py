@@ -18,6 +18,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from ._lang import MAX_CHARS as DETECT_MAX_CHARS
+from ._lang import detect_language
 from ._text import find_forbidden, make_title, squash, strip_forbidden
 from .errors import SeedParseError, SeedReadError
 from .models import Article
@@ -214,6 +216,28 @@ def _paragraphs(lines: list[str]) -> list[tuple[int, list[str]]]:
     return out
 
 
+def _article_language(
+    lead: str,
+    blocks: list[dict[str, str]],
+    default: str,
+    candidates: tuple[str, ...],
+    min_conf: float,
+) -> str:
+    """Detect on the lead + first paragraphs, bounded so a long seed costs no more."""
+    if len(candidates) < 2:
+        return default
+    parts = [lead]
+    size = len(lead)
+    for block in blocks:
+        if size >= DETECT_MAX_CHARS:
+            break
+        parts.append(block["text"])
+        size += len(block["text"]) + 1
+    return detect_language(
+        " ".join(parts), default=default, candidates=candidates, min_confidence=min_conf
+    )
+
+
 def parse_seed(
     data: bytes,
     *,
@@ -221,6 +245,8 @@ def parse_seed(
     now: datetime,
     tz: tzinfo = UTC,
     language: str = "de",
+    languages: tuple[str, ...] = (),
+    language_min_confidence: float = 0.5,
     max_bytes: int = 1024 * 1024,
     max_future: timedelta = timedelta(days=2),
     display: str | None = None,
@@ -228,6 +254,9 @@ def parse_seed(
     """Validate one seed's bytes into an ``Article``; every failure is a ``SeedParseError``.
 
     Pure: the clock comes in as ``now`` (for the future-date limit) so results are repeatable.
+    ``language`` is the article's language unless ``languages`` (the candidates; empty: no
+    detection) lets the lead and first paragraphs be detected as another with at least
+    ``language_min_confidence``.
     """
     shown = display or source
     if len(data) > max_bytes:
@@ -303,7 +332,9 @@ def parse_seed(
                 "body": blocks,
                 "published": published,
                 "updated": published,
-                "language": language,
+                "language": _article_language(
+                    lead, blocks, language, languages, language_min_confidence
+                ),
                 "content_hash": digest.hexdigest(),
                 "word_count": words,
                 "warnings": tuple(warnings),

@@ -7,13 +7,16 @@ here, from escaped text, only for the entries being written.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from html import escape
+from typing import Any
 
+from feedgen.ext.base import BaseExtension
 from feedgen.feed import FeedGenerator
+from lxml import etree
 
-from .models import Article, FeedMeta, FeedSpec, max_updated
+from .models import Article, FeedMeta, FeedSpec, Format, Paging, category_of, max_updated
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ATOM_TYPE = "application/atom+xml"
@@ -37,11 +40,39 @@ def article_link(article: Article, meta: FeedMeta) -> str:
     return f"{meta.base_url}articles/{article.key}.html"
 
 
+HISTORY_NS = "http://purl.org/syndication/history/1.0"
+ATOM_NS = "http://www.w3.org/2005/Atom"
+
+
+class _ArchiveMark(BaseExtension):  # type: ignore[misc]
+    """Adds RFC 5005 ``<fh:archive/>`` to an archive document."""
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"fh": HISTORY_NS}
+
+    def extend_atom(self, feed: Any) -> Any:
+        feed.append(etree.Element(f"{{{HISTORY_NS}}}archive"))
+        return feed
+
+
+class _RssHub(BaseExtension):  # type: ignore[misc]
+    """feedgen writes only the self link into RSS; WebSub wants ``atom:link rel="hub"`` too."""
+
+    hub: str = ""
+
+    def extend_rss(self, feed: Any) -> Any:
+        channel = feed.find("channel")
+        link = etree.SubElement(channel, f"{{{ATOM_NS}}}link", href=self.hub, rel="hub")
+        channel.remove(link)
+        channel.insert(4, link)  # beside atom:link rel="self"
+        return feed
+
+
 def _generator(
-    articles: Sequence[Article], spec: FeedSpec, meta: FeedMeta, self_file: str, self_type: str
+    articles: Sequence[Article], spec: FeedSpec, meta: FeedMeta, paging: Paging, self_type: str
 ) -> FeedGenerator:
     fg = FeedGenerator()
-    fg.id(f"{meta.base_url}{spec.atom_file}")
+    fg.id(f"{meta.base_url}{spec.file('atom')}")
     fg.title(spec.title)
     fg.subtitle(spec.subtitle or spec.title)
     fg.description(spec.subtitle or spec.title)
@@ -50,10 +81,27 @@ def _generator(
         author["email"] = meta.author_email
     fg.author(author)
     # feedgen uses the last link as RSS <link>, so the page (alternate) goes after self.
-    fg.link(href=f"{meta.base_url}{self_file}", rel="self", type=self_type)
+    fg.link(href=f"{meta.base_url}{paging.self_file}", rel="self", type=self_type)
+    if meta.hub_url and not paging.archive:
+        fg.link(href=meta.hub_url, rel="hub")
+        if self_type == RSS_TYPE:
+            fg.register_extension("feedsvc_hub", _RssHub, atom=False, rss=True)
+            fg.feedsvc_hub.hub = meta.hub_url
+    if paging.prev_archive:
+        fg.link(href=f"{meta.base_url}{paging.prev_archive}", rel="prev-archive", type=ATOM_TYPE)
+    if paging.current:
+        fg.link(href=f"{meta.base_url}{paging.current}", rel="current", type=ATOM_TYPE)
+    if paging.archive:
+        fg.register_extension("feedsvc_archive", _ArchiveMark, atom=True, rss=False)
     fg.link(href=meta.base_url, rel="alternate", type="text/html")
     fg.language(meta.language)
     fg.generator("feedsvc", version=meta.generator_version, uri=GENERATOR_URI)
+    if meta.icon:
+        fg.icon(meta.icon)
+    if meta.logo:
+        fg.logo(meta.logo)
+    if meta.ttl_minutes:
+        fg.ttl(meta.ttl_minutes)
     newest = max_updated(list(articles), default=EPOCH)
     fg.updated(newest)
     fg.lastBuildDate(newest)
@@ -66,6 +114,9 @@ def _generator(
         fe.link(href=article_link(article, meta), rel="alternate", type="text/html")
         fe.published(article.published)
         fe.updated(article.updated)
+        category = category_of(article.source)
+        if category:
+            fe.category(term=category)
         fe.summary(article.lead)
         # RSS readers treat <description> as HTML, so the plain-text lead goes in escaped.
         fe.description(escape(article.lead))
@@ -73,16 +124,45 @@ def _generator(
     return fg
 
 
-def render_atom(articles: Sequence[Article], spec: FeedSpec, meta: FeedMeta) -> bytes:
+def _current(spec: FeedSpec, fmt: Format, prev_archive: str | None) -> Paging:
+    return Paging(self_file=spec.file(fmt), prev_archive=prev_archive)
+
+
+def render_atom(
+    articles: Sequence[Article],
+    spec: FeedSpec,
+    meta: FeedMeta,
+    *,
+    paging: Paging | None = None,
+) -> bytes:
     """Atom 1.0 (RFC 4287) for ``articles`` as given (callers pass them newest first)."""
-    data: bytes = _generator(articles, spec, meta, spec.atom_file, ATOM_TYPE).atom_str(pretty=True)
+    paging = paging or _current(spec, "atom", None)
+    data: bytes = _generator(articles, spec, meta, paging, ATOM_TYPE).atom_str(pretty=True)
     return data
 
 
 def render_rss(articles: Sequence[Article], spec: FeedSpec, meta: FeedMeta) -> bytes:
     """RSS 2.0 with ``atom:link rel=self``, ``guid`` and ``content:encoded``."""
-    data: bytes = _generator(articles, spec, meta, spec.rss_file, RSS_TYPE).rss_str(pretty=True)
+    paging = _current(spec, "rss", None)
+    data: bytes = _generator(articles, spec, meta, paging, RSS_TYPE).rss_str(pretty=True)
     return data
+
+
+def fit(
+    render: Callable[[Sequence[Article]], bytes], articles: Sequence[Article], budget: int | None
+) -> tuple[bytes, int]:
+    """Render as many of the newest ``articles`` as fit in ``budget`` bytes (at least one).
+
+    Returns the bytes and how many entries they hold; the oldest entries are dropped first.
+    """
+    data = render(articles)
+    count = len(articles)
+    while budget is not None and len(data) > budget and count > 1:
+        # shrink in proportion to the overshoot, then step down one at a time near the edge
+        guess = int(count * budget / len(data))
+        count = max(1, min(count - 1, guess))
+        data = render(articles[:count])
+    return data, count
 
 
 def _rfc3339(value: datetime) -> str:
@@ -94,7 +174,7 @@ def render_json(articles: Sequence[Article], spec: FeedSpec, meta: FeedMeta) -> 
     author: dict[str, str] = {"name": meta.author_name}
     if meta.author_email:
         author["url"] = f"mailto:{meta.author_email}"
-    items = []
+    items: list[dict[str, Any]] = []
     for article in articles:
         assert article.entry_id, "articles reach the renderer through the store's id ledger"
         items.append(
@@ -109,14 +189,23 @@ def render_json(articles: Sequence[Article], spec: FeedSpec, meta: FeedMeta) -> 
                 "language": article.language,
             }
         )
-    feed = {
+        category = category_of(article.source)
+        if category:
+            items[-1]["tags"] = [category]
+    feed: dict[str, Any] = {
         "version": JSON_FEED_VERSION,
         "title": spec.title,
         "home_page_url": meta.base_url,
-        "feed_url": f"{meta.base_url}{spec.json_file}",
+        "feed_url": f"{meta.base_url}{spec.file('json')}",
         "description": spec.subtitle or spec.title,
         "authors": [author],
         "language": meta.language,
-        "items": items,
     }
+    if meta.icon:
+        feed["icon"] = meta.icon
+    if meta.favicon:
+        feed["favicon"] = meta.favicon
+    if meta.hub_url:
+        feed["hubs"] = [{"type": "WebSub", "url": meta.hub_url}]
+    feed["items"] = items
     return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")

@@ -1,0 +1,171 @@
+"""Pure, deterministic HTML pages: the feeds index and one page per article; no clock, no I/O.
+
+The templates ship in ``feedsvc/templates/`` and autoescape everything. The only markup that is
+not escaped here is ``render.article_html``, which builds its HTML from escaped text itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from .models import Article
+from .render import ATOM_TYPE, JSON_FEED_TYPE, RSS_TYPE, article_html
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+# Feed formats in the order the pages list them: format -> (label, MIME type).
+FORMATS: dict[str, tuple[str, str]] = {
+    "atom": ("Atom", ATOM_TYPE),
+    "rss": ("RSS", RSS_TYPE),
+    "json": ("JSON Feed", JSON_FEED_TYPE),
+}
+
+# The few words of page chrome, by primary language subtag; anything else gets English.
+_LABELS: dict[str, dict[str, str]] = {
+    "en": {
+        "feeds": "Feeds",
+        "subscribe": "Subscribe",
+        "newest": "Newest articles",
+        "none": "No articles yet.",
+        "published": "Published",
+        "updated": "updated",
+        "back": "All articles",
+        "made_with": "Made with",
+    },
+    "de": {
+        "feeds": "Feeds",
+        "subscribe": "Abonnieren",
+        "newest": "Neueste Artikel",
+        "none": "Noch keine Artikel.",
+        "published": "Veröffentlicht",
+        "updated": "aktualisiert",
+        "back": "Alle Artikel",
+        "made_with": "Erstellt mit",
+    },
+}
+
+
+class PageFeed(BaseModel):
+    """One feed as the pages link it: ``links`` maps a format in ``FORMATS`` to its URL."""
+
+    model_config = _FROZEN
+
+    name: str
+    title: str
+    description: str
+    links: dict[str, str]
+
+    @field_validator("links")
+    @classmethod
+    def _known_formats(cls, links: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(links) - set(FORMATS))
+        if unknown:
+            raise ValueError(f"unknown feed formats {unknown}; known: {sorted(FORMATS)}")
+        return links
+
+
+class Site(BaseModel):
+    """Site-wide facts for the pages; ``base_url`` ends with '/' like ``FeedMeta.base_url``."""
+
+    model_config = _FROZEN
+
+    title: str
+    subtitle: str
+    base_url: str
+    language: str
+    generator_version: str
+
+
+@cache
+def _environment() -> Environment:
+    return Environment(
+        loader=PackageLoader("feedsvc", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def article_path(article: Article) -> str:
+    """The article page's path relative to the site root (``render.article_link`` minus base)."""
+    return f"articles/{article.key}.html"
+
+
+def _labels(language: str) -> dict[str, str]:
+    return _LABELS.get(language.split("-")[0].lower(), _LABELS["en"])
+
+
+def _date(value: datetime) -> dict[str, str]:
+    """A ``<time>`` element's parts: the full timestamp and the day as ISO ``YYYY-MM-DD``."""
+    return {"datetime": value.isoformat(), "text": value.date().isoformat()}
+
+
+def teaser(article: Article) -> str | None:
+    """The lead, unless the title already says all of it (a one-sentence lead is the title)."""
+    return None if article.lead.rstrip(".!? ") == article.title.rstrip(".!? ") else article.lead
+
+
+def _feeds(feeds: Sequence[PageFeed]) -> list[dict[str, Any]]:
+    """Each feed with its links in ``FORMATS`` order, whatever order the dict came in."""
+    return [
+        {
+            "title": feed.title,
+            "description": feed.description,
+            "links": [
+                {"label": label, "type": mime, "href": feed.links[fmt]}
+                for fmt, (label, mime) in FORMATS.items()
+                if fmt in feed.links
+            ],
+        }
+        for feed in feeds
+    ]
+
+
+def _render(template: str, **context: Any) -> bytes:
+    return _environment().get_template(template).render(**context).encode("utf-8")
+
+
+def _common(site: Site, feeds: Sequence[PageFeed]) -> Mapping[str, Any]:
+    return {
+        "site": site,
+        "feeds": _feeds(feeds),
+        "labels": _labels(site.language),
+    }
+
+
+def render_index(site: Site, feeds: Sequence[PageFeed], articles: Sequence[Article]) -> bytes:
+    """``index.html``: the feeds with subscribe links, then ``articles`` in the order given."""
+    items = [
+        {
+            "title": a.title,
+            "href": article_path(a),
+            "published": _date(a.published),
+            "teaser": teaser(a),
+        }
+        for a in articles
+    ]
+    return _render("index.html", lang=site.language, articles=items, **_common(site, feeds))
+
+
+def render_article(site: Site, article: Article, feeds: Sequence[PageFeed]) -> bytes:
+    """``articles/<key>.html``, the entry's permanent link: the full text, canonical URL."""
+    updated = _date(article.updated) if article.updated != article.published else None
+    return _render(
+        "article.html",
+        lang=article.language,
+        article=article,
+        canonical=f"{site.base_url}{article_path(article)}",
+        published=_date(article.published),
+        updated=updated,
+        content=Markup(article_html(article)),  # safe: built from escaped text
+        **_common(site, feeds),
+    )
