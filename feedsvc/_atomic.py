@@ -8,11 +8,12 @@ import tempfile
 from pathlib import Path
 
 
-def write_atomic(path: Path, data: bytes) -> bool:
+def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> bool:
     """Write ``data`` to ``path`` via temp file + fsync + ``os.replace``; False if already equal.
 
     Readers see the old file or the new one, never a mix; equal bytes keep the old mtime so HTTP
-    validators stay put.
+    validators stay put. ``durable=False`` skips the fsyncs, for files that can be rebuilt from
+    the store (the per-article HTML pages, thousands in a cold build).
     """
     try:
         if path.stat().st_size == len(data) and path.read_bytes() == data:
@@ -24,13 +25,16 @@ def write_atomic(path: Path, data: bytes) -> bool:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    if not durable:
+        return True
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ._lang import KNOWN_CODES
 from .errors import ConfigError
+from .models import FORMATS, Format
 
 DEFAULT_CONFIG = Path("config/feedsvc.toml")
 ENV_PREFIX = "FEEDSVC_"
@@ -38,8 +40,27 @@ DEFAULT_SERVE = True
 DEFAULT_DEBOUNCE_SECONDS = 0.5
 DEFAULT_RESCAN_INTERVAL = 300.0
 DEFAULT_CACHE_MAX_AGE = 60
+DEFAULT_MAX_FEED_BYTES = 512 * 1024
+DEFAULT_ARCHIVE_PAGE_SIZE = 50
 
 PATH_KEYS = ("seeds_dir", "feeds_dir", "state_dir")
+
+
+class FeedConfig(BaseModel):
+    """One ``[[feeds]]`` table: a named feed with a filter (see config/feedsvc.toml)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    title: str | None = None
+    description: str = ""
+    max_items: int | None = Field(default=None, ge=1, le=10_000)
+    formats: tuple[Format, ...] = Field(default=FORMATS, min_length=1)
+    categories: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+    since: date | None = None
+    until: date | None = None
 
 
 class Settings(BaseModel):
@@ -77,6 +98,15 @@ class Settings(BaseModel):
     rescan_cron: str | None = None
     # WebSub: the hub to ping after a build that changed a feed (none: no pings).
     websub_hub: str | None = None
+    # Subscribers: more feeds, archives, size budget, icons.
+    feeds: tuple[FeedConfig, ...] = ()
+    category_feeds: bool = False
+    max_feed_bytes: int = Field(default=DEFAULT_MAX_FEED_BYTES, ge=0)
+    archive_page_size: int = Field(default=DEFAULT_ARCHIVE_PAGE_SIZE, ge=0, le=10_000)
+    gzip_feeds: bool = True
+    icon: str | None = None
+    logo: str | None = None
+    favicon: str | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -111,6 +141,22 @@ class Settings(BaseModel):
                 f"allowed ISO 639-1 codes: {', '.join(sorted(KNOWN_CODES))}"
             )
         return tuple(dict.fromkeys(codes))
+
+    @field_validator("feeds")
+    @classmethod
+    def _unique_feed_names(cls, value: tuple[FeedConfig, ...]) -> tuple[FeedConfig, ...]:
+        names = [f.name for f in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"feed names must be unique; used twice: {', '.join(twice)}")
+        if "category" in names or "articles" in names:
+            raise ValueError("'category' and 'articles' are reserved folder names in feeds/")
+        return value
+
+    @field_validator("icon", "logo", "favicon")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
 
     @field_validator("timezone")
     @classmethod

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import json
 import os
 import sqlite3
 import time
@@ -18,14 +17,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from . import __version__
-from ._atomic import write_atomic
 from ._lock import exclusive
 from .config import Settings
 from .errors import PublishError, SeedError
-from .models import Article, FeedMeta, FeedSpec
+from .models import Article
 from .parsing import parse_seed, read_seed, seed_key
-from .render import render_atom, render_json, render_rss
+from .site import Changes, SiteWriter
 from .store import FileState, Store
 
 Status = Literal["new", "changed", "unchanged", "deleted", "error"]
@@ -96,21 +93,7 @@ class Publisher:
         self.clock = clock
         self.seeds = settings.seeds_dir
         self.seed_pattern = settings.seed_pattern
-        self.spec = FeedSpec(
-            title=settings.title,
-            subtitle=settings.subtitle,
-            max_items=settings.max_items,
-            atom_file=settings.atom_file,
-            rss_file=settings.rss_file,
-            json_file=settings.json_file,
-        )
-        self.meta = FeedMeta(
-            base_url=settings.base_url,
-            author_name=settings.author_name,
-            author_email=settings.author_email,
-            language=settings.language,
-            generator_version=__version__,
-        )
+        self.site = SiteWriter(settings)
         self._parse_fp = self._fingerprint(
             PARSER_VERSION,
             settings.timezone,
@@ -119,9 +102,6 @@ class Publisher:
             ",".join(settings.languages) if settings.detect_language else "",
             repr(settings.language_min_confidence),
         )
-        self._render_fp = self._fingerprint(
-            __version__, self.spec.model_dump_json(), self.meta.model_dump_json()
-        )
 
     @staticmethod
     def _fingerprint(*parts: str) -> str:
@@ -129,11 +109,8 @@ class Publisher:
 
     @property
     def outputs(self) -> list[Path]:
-        return [
-            self.settings.feeds_dir / self.spec.atom_file,
-            self.settings.feeds_dir / self.spec.rss_file,
-            self.settings.feeds_dir / self.spec.json_file,
-        ]
+        """The main feed's documents (the first configured feed)."""
+        return self.site.main_outputs()
 
     def open_store(self) -> Store:
         return Store(self.settings.state_dir / "feedsvc.sqlite3")
@@ -262,8 +239,9 @@ class Publisher:
         now = self.clock()
         try:
             with store.transaction():
+                changes = Changes(page_size=self.settings.archive_page_size)
                 for result in scan.results:
-                    status = self._apply(store, result, now)
+                    status = self._apply(store, result, now, changes)
                     if status == "deleted":
                         report.deleted += 1
                     elif status == "new":
@@ -274,8 +252,9 @@ class Publisher:
                         report.unchanged += 1
                     if result.article is not None:
                         report.warnings.extend(result.article.warnings)
-                dirty = bool(report.new or report.changed or report.deleted)
-                report.written = self._write_feeds(store, dirty=dirty)
+                if store.get_meta("members_fp") != self.site.membership_fp:
+                    self._place_all(store, changes)
+                report.written = self.site.write(store, changes)
                 if scan.full:
                     store.set_meta("parse_fp", self._parse_fp)
                 report.errors = self._standing_errors(store)
@@ -284,13 +263,16 @@ class Publisher:
             raise PublishError(f"build abandoned, previous feeds and store kept: {e}") from e
         return report
 
-    def _apply(self, store: Store, result: FileResult, now: datetime) -> Status | None:
+    def _apply(
+        self, store: Store, result: FileResult, now: datetime, changes: Changes
+    ) -> Status | None:
         """Record one file's outcome; say how its article changed (None: a duplicate key)."""
         rel, article, error, prev = result.path, result.article, result.error, result.prev
         if result.gone:
             key = store.key_at_path(rel)
             if key is not None:
                 store.retire(key)  # unpublished, but the ledger keeps its id
+                changes.gone(key, store.drop_members(key))
             store.delete_file(rel)
             return "deleted" if key is not None else None
         if result.unchanged:
@@ -324,6 +306,7 @@ class Publisher:
         status: Status
         if old is not None:  # the same content under a new name keeps its id
             store.forget(old.key)
+            changes.gone(old.key, store.drop_members(old.key))
             entry_id, first_seen, updated, status = (
                 old.entry_id,
                 old.first_seen,
@@ -345,7 +328,23 @@ class Publisher:
         updated = max(updated, article.published)
         stored = article.model_copy(update={"entry_id": entry_id, "updated": updated})
         store.put_article(stored, path=rel, entry_id=entry_id, first_seen=first_seen)
+        if status != "unchanged":
+            feeds = self.site.feeds_for(stored)
+            changes.moved(key, store.set_members(key, stored.published, feeds), feeds)
         return status
+
+    def _place_all(self, store: Store, changes: Changes) -> None:
+        """The feeds' definitions changed: sort every article into its feeds afresh.
+
+        Archive places are handed out again too, so the archive is rebuilt from scratch.
+        """
+        store.clear_members()
+        for article in store.live_articles():
+            feeds = self.site.feeds_for(article)
+            store.set_members(article.key, article.published, feeds)
+            changes.feeds.update(feeds)
+        store.force_rerender()
+        store.set_meta("members_fp", self.site.membership_fp)
 
     def _mint_id(self, article: Article) -> str:
         """A ``tag:`` URI (RFC 4151) from the key; minted once, then kept by the ledger."""
@@ -360,30 +359,6 @@ class Publisher:
                 errors.append(SeedError(self.display(p), 1, f"duplicate key {key}: also {others}"))
         errors.sort(key=lambda e: (e.path, e.line, e.reason))
         return errors
-
-    def _write_feeds(self, store: Store, *, dirty: bool) -> list[Path]:
-        """Render and write the feeds unless nothing that shapes them has changed."""
-        recorded = json.loads(store.get_meta("feeds") or "{}")
-        if (
-            not dirty
-            and store.get_meta("render_fp") == self._render_fp
-            and all(_stamp(p) == recorded.get(p.name) for p in self.outputs)
-        ):
-            return []
-        articles = store.live_articles(limit=self.spec.max_items)
-        payloads = {
-            self.outputs[0]: render_atom(articles, self.spec, self.meta),
-            self.outputs[1]: render_rss(articles, self.spec, self.meta),
-            self.outputs[2]: render_json(articles, self.spec, self.meta),
-        }
-        self.settings.feeds_dir.mkdir(parents=True, exist_ok=True)
-        for path in self.outputs:  # leftovers of a killed build; we hold the lock
-            for stale in path.parent.glob(f".{path.name}.*.tmp"):
-                stale.unlink(missing_ok=True)
-        written = [path for path, data in payloads.items() if write_atomic(path, data)]
-        store.set_meta("feeds", json.dumps({p.name: _stamp(p) for p in self.outputs}))
-        store.set_meta("render_fp", self._render_fp)
-        return written
 
     # --- the one entry point ------------------------------------------------------------------
     def build(

@@ -67,6 +67,9 @@ class _Version:
     last_modified: int  # whole seconds since the epoch
 
 
+INDEX_FILE = "index.html"
+
+
 class FileCache:
     """Bytes and validators per file, re-read only when the file's stat changes.
 
@@ -164,7 +167,9 @@ class FeedApp:
     def _file(self, request: Request, path: str) -> Response:
         options = self.options
         name = path.lstrip("/")
-        if not name or name.endswith("/") or "\\" in name or "\x00" in name:
+        if not name or name.endswith("/"):
+            name += INDEX_FILE  # a folder's index.html; never a listing
+        if "\\" in name or "\x00" in name:
             return _not_found()
         if any(part.startswith(".") for part in name.split("/")):
             return _not_found()  # hidden files, temp files of atomic writes, '..'

@@ -50,6 +50,17 @@ CREATE TABLE IF NOT EXISTS articles (
 CREATE INDEX IF NOT EXISTS articles_live ON articles (published DESC, key DESC)
     WHERE path IS NOT NULL;
 CREATE INDEX IF NOT EXISTS articles_hash ON articles (content_hash) WHERE path IS NULL;
+CREATE TABLE IF NOT EXISTS members (
+    feed      TEXT NOT NULL,       -- a feed's name ("all", "politik", "category/sport")
+    key       TEXT NOT NULL,       -- a published article in it
+    published TEXT NOT NULL,       -- copied from articles, so a feed's newest N is one index walk
+    seq       INTEGER,             -- its place in the RFC 5005 archive, once it left the feed
+    PRIMARY KEY (feed, key)
+);
+CREATE INDEX IF NOT EXISTS members_newest ON members (feed, published DESC, key DESC);
+CREATE INDEX IF NOT EXISTS members_seq ON members (feed, seq) WHERE seq IS NOT NULL;
+CREATE INDEX IF NOT EXISTS members_key ON members (key);
+CREATE INDEX IF NOT EXISTS members_open ON members (feed, published, key) WHERE seq IS NULL;
 """
 
 
@@ -77,6 +88,14 @@ class ArticleRow:
     content_hash: str
     first_seen: datetime
     updated: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One feed an article is in, and its archive place there (None: still current)."""
+
+    feed: str
+    seq: int | None
 
 
 def _iso(value: datetime) -> str:
@@ -242,6 +261,119 @@ class Store:
     def key_at_path(self, path: str) -> str | None:
         r = self._db.execute("SELECT key FROM articles WHERE path = ?", (path,)).fetchone()
         return None if r is None else str(r[0])
+
+    def replace_entry_id(self, key: str, entry_id: str) -> None:
+        """Publish ``key`` under an id carried over from another publisher (``import-ids``)."""
+        article = self._db.execute("SELECT article FROM articles WHERE key = ?", (key,)).fetchone()
+        if article is None:
+            raise KeyError(key)
+        stored = Article.model_validate_json(article[0]).model_copy(update={"entry_id": entry_id})
+        self._db.execute(
+            "UPDATE articles SET entry_id = ?, article = ? WHERE key = ?",
+            (entry_id, stored.model_dump_json(exclude={"warnings"}), key),
+        )
+        self.force_rerender()
+
+    def force_rerender(self) -> None:
+        """Make the next build render every output again (the ledger changed under them)."""
+        self._db.execute("DELETE FROM meta WHERE name = 'render_fp'")
+
+    # --- feed membership and RFC 5005 archive places ------------------------------------------
+    def set_members(self, key: str, published: datetime, feeds: Iterable[str]) -> list[Member]:
+        """Put ``key`` in exactly ``feeds``; returns its rows from before (to see what moved).
+
+        A feed it stays in keeps its archive place, so archive pages do not shift.
+        """
+        old = self.members_of(key)
+        wanted = set(feeds)
+        when = _iso(published)
+        for member in old:
+            if member.feed not in wanted:
+                self._db.execute(
+                    "DELETE FROM members WHERE feed = ? AND key = ?", (member.feed, key)
+                )
+        self._db.executemany(
+            "INSERT INTO members (feed, key, published) VALUES (?, ?, ?)"
+            " ON CONFLICT (feed, key) DO UPDATE SET published = excluded.published",
+            [(feed, key, when) for feed in sorted(wanted)],
+        )
+        return old
+
+    def drop_members(self, key: str) -> list[Member]:
+        """Take ``key`` out of every feed; returns the rows it had."""
+        old = self.members_of(key)
+        self._db.execute("DELETE FROM members WHERE key = ?", (key,))
+        return old
+
+    def members_of(self, key: str) -> list[Member]:
+        rows = self._db.execute("SELECT feed, seq FROM members WHERE key = ?", (key,))
+        return [Member(feed, seq) for feed, seq in rows]
+
+    def clear_members(self) -> None:
+        self._db.execute("DELETE FROM members")
+
+    def member_feeds(self, prefix: str) -> list[str]:
+        """Names of the feeds that have members and start with ``prefix``."""
+        rows = self._db.execute(
+            "SELECT DISTINCT feed FROM members WHERE feed >= ? AND feed < ? ORDER BY feed",
+            (prefix, prefix + "\U0010ffff"),
+        )
+        return [r[0] for r in rows]
+
+    def feed_articles(self, feed: str, limit: int) -> list[Article]:
+        """A feed's newest ``limit`` articles, newest first; ties broken by key."""
+        rows = self._db.execute(
+            "SELECT a.article FROM members m JOIN articles a ON a.key = m.key"
+            " WHERE m.feed = ? ORDER BY m.published DESC, m.key DESC LIMIT ?",
+            (feed, limit),
+        )
+        return [Article.model_validate_json(r[0]) for r in rows]
+
+    def unarchived_after(self, feed: str, newest: int) -> list[str]:
+        """Keys past the feed's ``newest`` entries that have no archive place yet, oldest first."""
+        edge = self._db.execute(
+            "SELECT published, key FROM members WHERE feed = ?"
+            " ORDER BY published DESC, key DESC LIMIT 1 OFFSET ?",
+            (feed, max(newest - 1, 0)),
+        ).fetchone()
+        if edge is None:
+            return []
+        if newest == 0:
+            edge = ("\U0010ffff", "")
+        rows = self._db.execute(
+            "SELECT key FROM members WHERE feed = ? AND seq IS NULL AND (published, key) < (?, ?)"
+            " ORDER BY published, key",
+            (feed, *edge),
+        )
+        return [r[0] for r in rows]
+
+    def next_seq(self, feed: str) -> int:
+        row = self._db.execute("SELECT MAX(seq) FROM members WHERE feed = ?", (feed,)).fetchone()
+        return 0 if row[0] is None else int(row[0]) + 1
+
+    def set_seq(self, feed: str, key: str, seq: int) -> None:
+        self._db.execute("UPDATE members SET seq = ? WHERE feed = ? AND key = ?", (seq, feed, key))
+
+    def archived(self, feed: str, first: int, stop: int) -> list[Article]:
+        """Articles with archive places in ``[first, stop)``, newest first."""
+        rows = self._db.execute(
+            "SELECT a.article FROM members m JOIN articles a ON a.key = m.key"
+            " WHERE m.feed = ? AND m.seq >= ? AND m.seq < ?"
+            " ORDER BY m.published DESC, m.key DESC",
+            (feed, first, stop),
+        )
+        return [Article.model_validate_json(r[0]) for r in rows]
+
+    def articles(self, keys: Iterable[str]) -> list[Article]:
+        """The published articles among ``keys``."""
+        out = []
+        for key in keys:
+            row = self._db.execute(
+                "SELECT article FROM articles WHERE key = ? AND path IS NOT NULL", (key,)
+            ).fetchone()
+            if row is not None:
+                out.append(Article.model_validate_json(row[0]))
+        return out
 
     def live_articles(self, limit: int | None = None) -> list[Article]:
         """Published articles, newest first; ties broken by key so output is stable."""

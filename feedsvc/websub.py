@@ -48,8 +48,8 @@ def feed_urls(report: BuildReport, settings: Settings) -> list[str]:
     root = Path(os.path.abspath(settings.feeds_dir))
     urls: list[str] = []
     for path in report.written:
-        if path.suffix not in FEED_SUFFIXES:
-            continue
+        if path.suffix not in FEED_SUFFIXES or path.parent.name == "archive":
+            continue  # RFC 5005 archive pages are not subscribed to
         try:
             rel = Path(os.path.abspath(path)).relative_to(root)
         except ValueError:

@@ -50,7 +50,7 @@ def test_environment_overrides_toml_and_flags_override_environment(project: Proj
         ('max_items = "viele"', "max_items", "valid integer"),
         ('base_url = "ftp://x"', "base_url", "absolute http:// or https:// URL"),
         ('timezone = "Mars/Olympus"', "timezone", "IANA time zone"),
-        ("colour = 1", "colour", "unknown key (allowed: atom_file, author_email"),
+        ("colour = 1", "colour", "unknown key (allowed: archive_page_size, atom_file"),
         ("title = ", "config", "not valid TOML"),
         ("[title]\nx = 'y'", "title", "must be a value, not a table"),
     ],

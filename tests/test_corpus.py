@@ -24,7 +24,7 @@ def test_corpus_subset_every_entry_checked(project: Project, corpus_dir: Path) -
     for f in files:
         shutil.copy(f, project.seeds)
     with project.config.open("a") as cfg:
-        cfg.write(f"max_items = {SUBSET}\n")
+        cfg.write(f"max_items = {SUBSET}\nmax_feed_bytes = 0\n")
     result = project.build()
     assert result.exit_code == 0, result.output
     assert f"{SUBSET} articles ({SUBSET} new, 0 changed, 0 deleted, 0 errors)" in result.output

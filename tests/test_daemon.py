@@ -323,8 +323,12 @@ def test_http_validators_gzip_and_traversal(shared: Daemon) -> None:
     assert status == 200
     assert jheaders["Content-Type"] == "application/feed+json; charset=utf-8"
     assert json.loads(jbody)["version"] == "https://jsonfeed.org/version/1.1"
-    for path in ("/../feedsvc.toml", "/%2e%2e/feedsvc.toml", "/..%2ffeedsvc.toml", "/"):
+    for path in ("/../feedsvc.toml", "/%2e%2e/feedsvc.toml", "/..%2ffeedsvc.toml", "/articles/"):
         assert shared.get(path)[0] == 404, path
+    status, hheaders, page = shared.get("/")  # the HTML index behind every feed's alternate link
+    assert status == 200
+    assert hheaders["Content-Type"] == "text/html; charset=utf-8"
+    assert b'type="application/atom+xml"' in page
 
     write(shared.seeds / seed_name(9), seed_text("Neu im Feed.", body="Mehr."))
     wait_for(lambda: key_of(9) in shared.entries())
