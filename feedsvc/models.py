@@ -115,6 +115,7 @@ class FeedSpec(BaseModel):
     rss_file: str = "rss.xml"
     json_file: str = "feed.json"
     filter: FeedFilter = FeedFilter()
+    language: str | None = None  # the feed's xml:lang / <language>; None: the site's
 
     def file(self, fmt: Format) -> str:
         """The feed document's path relative to feeds/ ('/'-separated)."""

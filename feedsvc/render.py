@@ -40,6 +40,7 @@ def article_link(article: Article, meta: FeedMeta) -> str:
     return f"{meta.base_url}articles/{article.key}.html"
 
 
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 HISTORY_NS = "http://purl.org/syndication/history/1.0"
 ATOM_NS = "http://www.w3.org/2005/Atom"
 
@@ -53,6 +54,16 @@ class _ArchiveMark(BaseExtension):  # type: ignore[misc]
     def extend_atom(self, feed: Any) -> Any:
         feed.append(etree.Element(f"{{{HISTORY_NS}}}archive"))
         return feed
+
+
+class _EntryLanguage(BaseExtension):  # type: ignore[misc]
+    """``xml:lang`` on an Atom entry whose detected language differs from the feed's."""
+
+    language: str = ""
+
+    def extend_atom(self, entry: Any) -> Any:
+        entry.set(XML_LANG, self.language)
+        return entry
 
 
 class _RssHub(BaseExtension):  # type: ignore[misc]
@@ -94,7 +105,8 @@ def _generator(
     if paging.archive:
         fg.register_extension("feedsvc_archive", _ArchiveMark, atom=True, rss=False)
     fg.link(href=meta.base_url, rel="alternate", type="text/html")
-    fg.language(meta.language)
+    language = spec.language or meta.language
+    fg.language(language)
     fg.generator("feedsvc", version=meta.generator_version, uri=GENERATOR_URI)
     if meta.icon:
         fg.icon(meta.icon)
@@ -109,6 +121,9 @@ def _generator(
         assert article.entry_id, "articles reach the renderer through the store's id ledger"
         fe = fg.add_entry(order="append")
         fe.id(article.entry_id)
+        if article.language != language:
+            fe.register_extension("feedsvc_lang", _EntryLanguage, atom=True, rss=False)
+            fe.feedsvc_lang.language = article.language
         fe.guid(article.entry_id, permalink=article.entry_id.startswith(("http://", "https://")))
         fe.title(article.title)
         fe.link(href=article_link(article, meta), rel="alternate", type="text/html")
@@ -199,7 +214,7 @@ def render_json(articles: Sequence[Article], spec: FeedSpec, meta: FeedMeta) -> 
         "feed_url": f"{meta.base_url}{spec.file('json')}",
         "description": spec.subtitle or spec.title,
         "authors": [author],
-        "language": meta.language,
+        "language": spec.language or meta.language,
     }
     if meta.icon:
         feed["icon"] = meta.icon

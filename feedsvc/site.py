@@ -127,6 +127,7 @@ class SiteWriter:
                     "max_items": f.max_items or s.max_items,
                     "formats": f.formats,
                     "directory": "" if f.name == ROOT_FEED else f"{f.name}/",
+                    "language": f.languages[0] if len(f.languages) == 1 else None,
                     "filter": FeedFilter(
                         categories=f.categories,
                         languages=f.languages,

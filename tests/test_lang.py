@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from feedsvc.config import DEFAULT_LANGUAGE_MIN_CONFIDENCE, DEFAULT_LANGUAGES
 from feedsvc.core import Publisher
 from feedsvc.parsing import parse_seed
 
-from .conftest import SAMPLE, Project, seed_text
+from .conftest import SAMPLE, Project, parse_feed, seed_text
 
 GERMAN = (
     "US-Außenminister Antony Blinken hat eine harte Antwort auf die Stationierung "
@@ -132,13 +133,36 @@ def test_build_stores_each_articles_language_and_a_switch_reparses(project: Proj
         "001_bbbbbbbbbbbbbbbb.txt": "de-AT",
         "002_cccccccccccccccc.txt": "en",
     }
-    # feedgen cannot set xml:lang per Atom entry, so the feed keeps the configured default.
+    # the feed keeps the configured language; an entry in another one says so with xml:lang
     atom = project.atom()
     assert atom.feed.language == "de-AT"
-    assert len(atom.entries) == 3
+    langs = {e.id.rsplit(":", 1)[1]: e.title_detail.language for e in atom.entries}
+    assert langs == {
+        "aaaaaaaaaaaaaaaa": "de-AT",
+        "bbbbbbbbbbbbbbbb": "de-AT",
+        "cccccccccccccccc": "en",
+    }
+    items = json.loads((project.feeds / "feed.json").read_bytes())["items"]
+    assert {i["id"].rsplit(":", 1)[1]: i["language"] for i in items}["cccccccccccccccc"] == "en"
 
     with project.config.open("a", encoding="utf-8") as f:
         f.write("detect_language = false\n")
     result = project.build()
     assert result.exit_code == 0, result.output
     assert set(_languages(project).values()) == {"de-AT"}  # the fingerprint forced a re-parse
+
+
+def test_a_language_feed_holds_its_language_and_says_so(project: Project) -> None:
+    project.write_seed("000_aaaaaaaaaaaaaaaa.txt", seed_text(GERMAN))
+    project.write_seed(
+        "002_cccccccccccccccc.txt",
+        seed_text(ENGLISH, body="The talks will continue next week.\n\nNo date was set."),
+    )
+    with project.config.open("a", encoding="utf-8") as f:
+        f.write('\n[[feeds]]\nname = "all"\n\n[[feeds]]\nname = "english"\nlanguages = ["en"]\n')
+    assert project.build().exit_code == 0
+    english = parse_feed(project.feeds / "english" / "atom.xml")
+    assert english.feed.language == "en"
+    assert [e.id.rsplit(":", 1)[1] for e in english.entries] == ["cccccccccccccccc"]
+    rss = parse_feed(project.feeds / "english" / "rss.xml")
+    assert rss.feed.language == "en"
