@@ -10,12 +10,14 @@ from .errors import (
     ConfigError,
     FeedsvcError,
     LockError,
+    OldFeedError,
     PublishError,
     SeedError,
     SeedParseError,
     SeedReadError,
     ServeError,
 )
+from .importer import import_ids
 from .models import Article, Block, FeedSpec
 from .parsing import parse_seed, read_seed
 
@@ -27,6 +29,7 @@ __all__ = [
     "FeedSpec",
     "FeedsvcError",
     "LockError",
+    "OldFeedError",
     "PublishError",
     "Publisher",
     "SeedError",
@@ -35,6 +38,7 @@ __all__ = [
     "ServeError",
     "Settings",
     "__version__",
+    "import_ids",
     "load_settings",
     "parse_seed",
     "read_seed",

@@ -228,3 +228,67 @@ def run(
     except FeedsvcError as e:
         raise click.ClickException(str(e)) from e
     sys.exit(code)
+
+
+@main.command("import-ids")
+@click.argument("old_feed", metavar="OLD_FEED")
+@click.option("--dry-run", is_flag=True, help="Only report what would be matched; change nothing.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait when OLD_FEED is a URL.",
+)
+@_common
+def import_ids(
+    old_feed: str,
+    dry_run: bool,
+    timeout: float,
+    config: Path | None,
+    seeds: Path | None,
+    feeds: Path | None,
+    quiet: bool,
+    verbose: bool,
+) -> None:
+    """Keep the entry ids of the feed a site had before, so readers see no old news again.
+
+    OLD_FEED is the old Atom, RSS or JSON Feed (a file or an http(s) URL). Its entries are
+    matched to seeds by link, else by title and date; matched articles are published under
+    their old ids from now on and the feeds are rebuilt. Prints each unmatched entry and
+    each conflict (an entry that fits several articles, or an article several entries
+    claim), then one summary line; -v also prints each match as old-id → key. Exit status
+    0 when every entry matched, 1 when any is unmatched or in conflict.
+
+    \b
+    Example:
+      feedsvc import-ids old-feed.xml --config config/ --dry-run -v
+      feedsvc import-ids https://www.example.org/feed/ --config config/
+    """
+    from .importer import import_ids as run_import
+
+    try:
+        settings = _settings(config, seeds, feeds)
+        report = run_import(settings, old_feed, dry_run=dry_run, timeout=timeout)
+    except FeedsvcError as e:
+        raise click.ClickException(str(e)) from e
+    if verbose:
+        for entry, article in report.matches:
+            click.echo(f"{entry.id} → {article.key}")
+    for entry in report.unmatched:
+        click.echo(f"unmatched: {entry.id or '(no id)'} {entry.title or '(no title)'}")
+    for conflict in report.conflicts:
+        title = conflict.entry.title or "(no title)"
+        click.echo(f"conflict: {conflict.entry.id} {title}: {conflict.reason}")
+    if report.build is not None:
+        for error in report.build.errors:
+            click.echo(str(error), err=True)
+    if not quiet:
+        tail = " (dry run: nothing changed)" if dry_run else ""
+        click.echo(
+            f"{len(report.matches)} matched, {len(report.unmatched)} unmatched, "
+            f"{len(report.conflicts)} conflicts{tail}"
+        )
+    if report.build is not None:
+        _ping_hub(settings, report.build)
+    sys.exit(0 if report.ok else 1)

@@ -104,6 +104,7 @@ class Settings(BaseModel):
     max_feed_bytes: int = Field(default=DEFAULT_MAX_FEED_BYTES, ge=0)
     archive_page_size: int = Field(default=DEFAULT_ARCHIVE_PAGE_SIZE, ge=0, le=10_000)
     gzip_feeds: bool = True
+    html_pages: bool = True
     icon: str | None = None
     logo: str | None = None
     favicon: str | None = None

@@ -7,7 +7,8 @@ FeedsvcError
 │   └── SeedParseError     its bytes are not a valid seed (date line, UTF-8, empty body, ...)
 ├── PublishError           the store or the feeds could not be written
 ├── LockError              another feedsvc process holds the state directory
-└── ServeError             the HTTP server could not start
+├── ServeError             the HTTP server could not start
+└── OldFeedError           an old feed (``import-ids``) cannot be read: .source, .reason
 """
 
 from __future__ import annotations
@@ -58,3 +59,12 @@ class LockError(FeedsvcError):
 
 class ServeError(FeedsvcError):
     """The HTTP server could not be started."""
+
+
+class OldFeedError(FeedsvcError):
+    """The old feed given to ``import-ids`` cannot be read or is not Atom, RSS or JSON Feed."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"{source}: {reason}")

@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import json
 import math
+import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +71,7 @@ class SiteWriter:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.root = settings.feeds_dir
+        self._swept: set[Path] = set()  # folders cleared of stale temp files in this write
         base = settings.base_url
         self.meta = FeedMeta(
             base_url=base,
@@ -103,6 +105,7 @@ class SiteWriter:
             self.meta.model_dump_json(),
             self.site.model_dump_json(),
             str(settings.gzip_feeds),
+            str(settings.html_pages),
             self.membership_fp,
         )
 
@@ -189,6 +192,7 @@ class SiteWriter:
         if not full and not changes:
             return []
         self.root.mkdir(parents=True, exist_ok=True)
+        self._swept.clear()
         written: list[Path] = []
         specs = self.specs(store)
         stamps: dict[str, list[int] | None] = {}
@@ -206,11 +210,12 @@ class SiteWriter:
             )
             for s in specs
         ]
-        if full or changes.feeds:
+        if self.settings.html_pages and (full or changes.feeds):
             index = render_index(self.site, page_feeds, store.live_articles(INDEX_ARTICLES))
             written += self._put(INDEX_FILE, index, durable=True)
-        stamps[INDEX_FILE] = _stamp(self.root / INDEX_FILE)
-        written += self._write_pages(store, changes, full, page_feeds)
+        if self.settings.html_pages:
+            stamps[INDEX_FILE] = _stamp(self.root / INDEX_FILE)
+            written += self._write_pages(store, changes, full, page_feeds)
         self._remove_stale(store, stamps)
         store.set_meta("feeds", json.dumps(stamps, sort_keys=True))
         store.set_meta("render_fp", self.render_fp)
@@ -294,9 +299,10 @@ class SiteWriter:
         self, rel: str, data: bytes, *, durable: bool = True, compress: bool = False
     ) -> list[Path]:
         path = self.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a killed build's leftovers
-            stale.unlink(missing_ok=True)
+        if path.parent not in self._swept:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _sweep(path.parent)
+            self._swept.add(path.parent)
         written = [path] if write_atomic(path, data, durable=durable) else []
         gz = path.with_name(path.name + ".gz")
         if compress and self.settings.gzip_feeds and (written or not gz.exists()):
@@ -309,6 +315,14 @@ class SiteWriter:
         for rel in set(before) - set(stamps):
             for path in (self.root / rel, self.root / (rel + ".gz")):
                 path.unlink(missing_ok=True)
+
+
+def _sweep(directory: Path) -> None:
+    """Remove the temp files of a build that was killed mid-write (we hold the lock)."""
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.name.startswith(".") and entry.name.endswith(".tmp"):
+                Path(entry.path).unlink(missing_ok=True)
 
 
 def _fingerprint(*parts: str) -> str:
