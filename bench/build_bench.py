@@ -663,6 +663,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"[default: {','.join(map(str, DEFAULT_SCALES))}]",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    parser.add_argument(
+        "--feeds-only",
+        action="store_true",
+        help="measure the feed pipeline alone: html_pages = false, detect_language = false",
+    )
     args = parser.parse_args(argv)
     if not args.corpus.is_file():
         parser.error(f"corpus not found: {args.corpus} (pass --corpus PATH)")
@@ -673,7 +678,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="feedsvc-bench-") as tmp:
         root = Path(tmp)
         config = root / "feedsvc.toml"
-        config.write_text("# empty: the benchmark uses the defaults\n", encoding="utf-8")
+        if args.feeds_only:
+            config.write_text("html_pages = false\ndetect_language = false\n", encoding="utf-8")
+        else:
+            config.write_text("# empty: the benchmark uses the defaults\n", encoding="utf-8")
         real = extract_corpus(args.corpus, root / "real")
         real_count = len(seed_files(real))
         leads, paragraphs = paragraph_pool(real)
@@ -697,6 +705,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(to_json(results, cli, args.corpus))
     else:
+        mode = (
+            "feeds only (html_pages = false, detect_language = false)"
+            if args.feeds_only
+            else "defaults (HTML pages and language detection on)"
+        )
+        print(f"settings: {mode}")
         print(render_text(results, cli, args.corpus, started))
     return 0
 

@@ -8,19 +8,22 @@ import tempfile
 from pathlib import Path
 
 
-def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> bool:
+def write_atomic(
+    path: Path, data: bytes, *, durable: bool = True, tmp_dir: Path | None = None
+) -> bool:
     """Write ``data`` to ``path`` via temp file + fsync + ``os.replace``; False if already equal.
 
     Readers see the old file or the new one, never a mix; equal bytes keep the old mtime so HTTP
     validators stay put. ``durable=False`` skips the fsyncs, for files that can be rebuilt from
-    the store (the per-article HTML pages, thousands in a cold build).
+    the store (the per-article HTML pages, thousands in a cold build). ``tmp_dir`` (on the same
+    file system) holds the temp file instead of ``path``'s folder.
     """
     try:
         if path.stat().st_size == len(data) and path.read_bytes() == data:
             return False
     except FileNotFoundError:
         pass
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=tmp_dir or path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

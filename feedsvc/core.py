@@ -339,7 +339,7 @@ class Publisher:
         Archive places are handed out again too, so the archive is rebuilt from scratch.
         """
         store.clear_members()
-        for article in store.live_articles():
+        for article in store.iter_live_articles():
             feeds = self.site.feeds_for(article)
             store.set_members(article.key, article.published, feeds)
             changes.feeds.update(feeds)
@@ -353,10 +353,7 @@ class Publisher:
 
     def _standing_errors(self, store: Store) -> list[SeedError]:
         errors = [SeedError(self.display(p), line, reason) for p, line, reason in store.errors()]
-        for key, paths in store.duplicate_paths().items():
-            for p in paths:
-                others = ", ".join(self.display(o) for o in paths if o != p)
-                errors.append(SeedError(self.display(p), 1, f"duplicate key {key}: also {others}"))
+        errors += self._duplicate_errors(store.duplicate_paths())
         errors.sort(key=lambda e: (e.path, e.line, e.reason))
         return errors
 
@@ -392,16 +389,14 @@ class Publisher:
             if result.error is not None:
                 errors.append(result.error)
             keys.setdefault(seed_key(rel), []).append(rel)
-        for key, paths in keys.items():
-            for p in paths if len(paths) > 1 else ():
+        errors += self._duplicate_errors({k: ps for k, ps in keys.items() if len(ps) > 1})
+        return errors
+
+    def _duplicate_errors(self, groups: dict[str, list[str]]) -> list[SeedError]:
+        """Every file of a key that several files carry, naming the others."""
+        errors = []
+        for key, paths in groups.items():
+            for p in paths:
                 others = ", ".join(self.display(o) for o in paths if o != p)
                 errors.append(SeedError(self.display(p), 1, f"duplicate key {key}: also {others}"))
         return errors
-
-
-def _stamp(path: Path) -> list[int] | None:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return [st.st_size, st.st_mtime_ns]

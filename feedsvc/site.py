@@ -11,7 +11,6 @@ import gzip
 import hashlib
 import json
 import math
-import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ ROOT_FEED = "all"
 CATEGORY_PREFIX = "category/"
 INDEX_FILE = "index.html"
 INDEX_ARTICLES = 30
+TMP_DIR = ".tmp"  # temp files of atomic writes; hidden, so never served
 
 
 @dataclass(slots=True)
@@ -71,7 +71,7 @@ class SiteWriter:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.root = settings.feeds_dir
-        self._swept: set[Path] = set()  # folders cleared of stale temp files in this write
+        self.tmp = settings.feeds_dir / TMP_DIR
         base = settings.base_url
         self.meta = FeedMeta(
             base_url=base,
@@ -191,8 +191,9 @@ class SiteWriter:
         full = not self.up_to_date(store)
         if not full and not changes:
             return []
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._swept.clear()
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        for stale in self.tmp.iterdir():  # a killed build's temp files; we hold the lock
+            stale.unlink(missing_ok=True)
         written: list[Path] = []
         specs = self.specs(store)
         stamps: dict[str, list[int] | None] = {}
@@ -286,7 +287,7 @@ class SiteWriter:
         self, store: Store, changes: Changes, full: bool, feeds: list[PageFeed]
     ) -> list[Path]:
         """One HTML page per published article, at the permanent link its entries carry."""
-        articles = store.live_articles() if full else store.articles(sorted(changes.articles))
+        articles = store.iter_live_articles() if full else store.articles(sorted(changes.articles))
         written: list[Path] = []
         for article in articles:
             page = render_article(self.site, article, feeds)
@@ -299,14 +300,12 @@ class SiteWriter:
         self, rel: str, data: bytes, *, durable: bool = True, compress: bool = False
     ) -> list[Path]:
         path = self.root / rel
-        if path.parent not in self._swept:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _sweep(path.parent)
-            self._swept.add(path.parent)
-        written = [path] if write_atomic(path, data, durable=durable) else []
+        path.parent.mkdir(parents=True, exist_ok=True)
+        written = [path] if write_atomic(path, data, durable=durable, tmp_dir=self.tmp) else []
         gz = path.with_name(path.name + ".gz")
         if compress and self.settings.gzip_feeds and (written or not gz.exists()):
-            write_atomic(gz, gzip.compress(data, compresslevel=9, mtime=0), durable=durable)
+            packed = gzip.compress(data, compresslevel=9, mtime=0)
+            write_atomic(gz, packed, durable=durable, tmp_dir=self.tmp)
         return written
 
     def _remove_stale(self, store: Store, stamps: dict[str, list[int] | None]) -> None:
@@ -315,14 +314,6 @@ class SiteWriter:
         for rel in set(before) - set(stamps):
             for path in (self.root / rel, self.root / (rel + ".gz")):
                 path.unlink(missing_ok=True)
-
-
-def _sweep(directory: Path) -> None:
-    """Remove the temp files of a build that was killed mid-write (we hold the lock)."""
-    with os.scandir(directory) as entries:
-        for entry in entries:
-            if entry.name.startswith(".") and entry.name.endswith(".tmp"):
-                Path(entry.path).unlink(missing_ok=True)
 
 
 def _fingerprint(*parts: str) -> str:

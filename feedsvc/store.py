@@ -375,6 +375,14 @@ class Store:
                 out.append(Article.model_validate_json(row[0]))
         return out
 
+    def iter_live_articles(self) -> Iterator[Article]:
+        """Every published article, one at a time (memory stays flat on a large corpus)."""
+        cursor = self._db.execute(
+            "SELECT article FROM articles WHERE path IS NOT NULL ORDER BY key"
+        )
+        for (raw,) in cursor:
+            yield Article.model_validate_json(raw)
+
     def live_articles(self, limit: int | None = None) -> list[Article]:
         """Published articles, newest first; ties broken by key so output is stable."""
         sql = (

@@ -204,7 +204,7 @@ def test_failed_write_leaves_store_and_feeds_as_before(
     assert result.exit_code == 1
     assert "build abandoned, previous feeds and store kept" in result.output
     assert _snapshot(project.feeds) == before
-    assert not list(project.feeds.glob(".*.tmp"))
+    assert not list(project.feeds.rglob(".*.tmp"))  # temp files live in feeds/.tmp/
     monkeypatch.undo()
     result = project.build()  # the store was rolled back: the file is still new
     assert "2 articles (1 new" in result.output

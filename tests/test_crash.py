@@ -70,4 +70,4 @@ def test_sigkill_mid_build_never_leaves_a_half_state(project: Project, corpus_di
     # and the next build completes to exactly the state of an uninterrupted one
     subprocess.run(cmd, check=True, capture_output=True)
     assert _feed_ids(project.feeds) == after
-    assert not list(project.feeds.glob(".*.tmp"))
+    assert not list(project.feeds.rglob(".*.tmp"))  # temp files live in feeds/.tmp/
