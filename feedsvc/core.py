@@ -240,6 +240,10 @@ class Publisher:
         try:
             with store.transaction():
                 changes = Changes(page_size=self.settings.archive_page_size)
+                resort = store.get_meta("members_fp") != self.site.membership_fp
+                if resort and not store.count_live():  # a fresh store: nothing to re-sort
+                    store.set_meta("members_fp", self.site.membership_fp)
+                    resort = False
                 for result in scan.results:
                     status = self._apply(store, result, now, changes)
                     if status == "deleted":
@@ -252,7 +256,7 @@ class Publisher:
                         report.unchanged += 1
                     if result.article is not None:
                         report.warnings.extend(result.article.warnings)
-                if store.get_meta("members_fp") != self.site.membership_fp:
+                if resort:
                     self._place_all(store, changes)
                 report.written = self.site.write(store, changes)
                 if scan.full:
