@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +16,7 @@ from feedsvc.importer import OldEntry, match, normalize_title, parse_old_feed, t
 from feedsvc.models import FeedMeta
 from feedsvc.store import Store
 
-from .conftest import Project, seed_text
+from .conftest import Project, seed_text, serve_directory
 
 LONG_LEAD = (
     "Nach den schweren Regenfällen der vergangenen Tage haben die Feuerwehren in "
@@ -390,21 +387,8 @@ def old_site(tmp_path: Path) -> Iterator[str]:
     root = tmp_path / "old-site"
     root.mkdir()
     (root / "feed.xml").write_text(OLD_ATOM, encoding="utf-8")
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+    with serve_directory(root) as url:
+        yield url
 
 
 def test_old_feed_from_a_url(project: Project, old_site: str) -> None:

@@ -8,19 +8,15 @@ writes the desktop index screenshot to ``docs/index.png`` (the README's picture)
 from __future__ import annotations
 
 import fnmatch
-import http.server
 import os
 import shutil
 import struct
 import subprocess
-import threading
 import tomllib
 import zlib
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
-from typing import Any
 from xml.etree.ElementTree import Element
 
 import html5lib
@@ -31,6 +27,8 @@ from feedsvc.models import Article, FeedMeta
 from feedsvc.pages import PageFeed, Site, render_article, render_index
 from feedsvc.parsing import parse_seed
 from feedsvc.render import article_link
+
+from .conftest import serve_directory
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "seeds" / "000_98f79bfdbc50e318.txt"
@@ -450,11 +448,6 @@ def assert_not_blank(data: bytes) -> None:
     assert inked_rows > len(rows[::3]) * 0.1, "too few rows with anything on them"
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def site_dir(tmp_path: Path) -> Path:
     """The index and every article page, as a build would lay them out."""
@@ -469,16 +462,8 @@ def site_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def served(site_dir: Path) -> Iterator[str]:
-    handler = partial(_QuietHandler, directory=str(site_dir))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serve_directory(site_dir) as url:
+        yield url
 
 
 def screenshot(url: str, out: Path, width: int, height: int, profile: Path) -> bytes:
