@@ -200,7 +200,8 @@ class Publisher:
             st = path.lstat()  # a dangling symlink: read_seed reports it
         except OSError:
             st = path.lstat()
-        if prev and not force and (prev.size, prev.mtime_ns) == (st.st_size, st.st_mtime_ns):
+        same_stat = prev is not None and (prev.size, prev.mtime_ns) == (st.st_size, st.st_mtime_ns)
+        if prev and not force and same_stat and prev.file_hash is not None:
             return FileResult(
                 rel, st.st_size, st.st_mtime_ns, prev.file_hash, unchanged=True, prev=prev
             )
@@ -319,7 +320,7 @@ class Publisher:
             )
         elif row is None:
             entry_id, first_seen, updated, status = (
-                self._mint_id(article),
+                self._mint_id(store, article),
                 now,
                 article.published,
                 "new",
@@ -350,10 +351,15 @@ class Publisher:
         store.force_rerender()
         store.set_meta("members_fp", self.site.membership_fp)
 
-    def _mint_id(self, article: Article) -> str:
+    def _mint_id(self, store: Store, article: Article) -> str:
         """A ``tag:`` URI (RFC 4151) from the key; minted once, then kept by the ledger."""
         day = article.published.astimezone(self.settings.tz).date().isoformat()
-        return f"tag:{self.settings.id_authority},{day}:{article.key}"
+        base = f"tag:{self.settings.id_authority},{day}:{article.key}"
+        candidate, n = base, 1
+        while store.has_entry_id(candidate):  # a renamed article took this key's id with it
+            n += 1
+            candidate = f"{base}-{n}"
+        return candidate
 
     def _standing_errors(self, store: Store) -> list[SeedError]:
         errors = [SeedError(self.display(p), line, reason) for p, line, reason in store.errors()]

@@ -72,10 +72,6 @@ class FeedFilter(BaseModel):
     since: date | None = None
     until: date | None = None
 
-    @property
-    def empty(self) -> bool:
-        return self == FeedFilter()
-
     def matches(self, article: Article, tz: tzinfo) -> bool:
         """Categories and languages: any of them; keywords: any, as whole words, any case."""
         if self.categories and category_of(article.source) not in self.categories:

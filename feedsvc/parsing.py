@@ -6,6 +6,7 @@ paragraphs; a short single-line paragraph without closing punctuation is a subhe
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import os
@@ -66,7 +67,14 @@ def read_seed(path: Path, *, root: Path, max_bytes: int, display: str | None = N
         if not real.startswith(inside):
             raise SeedReadError(shown, 1, f"symlink points outside {root.name}/ (to {real})")
         # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat below rejects it.
-        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        # O_NOFOLLOW: ``real`` is resolved, so a symlink here was swapped in after the check.
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(real, flags)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise SeedReadError(shown, 1, "file was replaced by a symlink while read") from e
+            raise
         with os.fdopen(fd, "rb") as f:
             before = os.fstat(f.fileno())
             if not stat.S_ISREG(before.st_mode):

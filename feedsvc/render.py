@@ -171,12 +171,19 @@ def fit(
     Returns the bytes and how many entries they hold; the oldest entries are dropped first.
     """
     data = render(articles)
-    count = len(articles)
-    while budget is not None and len(data) > budget and count > 1:
-        # shrink in proportion to the overshoot, then step down one at a time near the edge
-        guess = int(count * budget / len(data))
-        count = max(1, min(count - 1, guess))
-        data = render(articles[:count])
+    if budget is None or len(data) <= budget or len(articles) <= 1:
+        return data, len(articles)
+    # binary search for the largest count that fits: entries differ in size, so no guessing
+    fits, fitting = 1, render(articles[:1])
+    too_big = len(articles)
+    while too_big - fits > 1:
+        middle = (fits + too_big) // 2
+        attempt = render(articles[:middle])
+        if len(attempt) <= budget:
+            fits, fitting = middle, attempt
+        else:
+            too_big = middle
+    data, count = fitting, fits
     return data, count
 
 

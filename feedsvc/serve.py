@@ -15,6 +15,7 @@ import mimetypes
 import os
 import stat
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -68,6 +69,7 @@ class _Version:
 
 
 INDEX_FILE = "index.html"
+MAX_CACHED_FILES = 2048  # article pages are many and cold; feeds are few and hot
 
 
 class FileCache:
@@ -78,21 +80,29 @@ class FileCache:
     Unchanged bytes with a new mtime keep their old validators.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_files: int = MAX_CACHED_FILES) -> None:
         self._lock = threading.Lock()
-        self._versions: dict[str, _Version] = {}
+        self._versions: OrderedDict[str, _Version] = OrderedDict()  # least recently used first
+        self.max_files = max_files
+
+    def __len__(self) -> int:
+        return len(self._versions)
 
     def get(self, path: str) -> _Version | None:
         """The current version of the regular file at ``path`` (already checked), or None."""
         try:
             st = os.stat(path)
         except OSError:
-            return None
-        if not stat.S_ISREG(st.st_mode):
+            st = None
+        if st is None or not stat.S_ISREG(st.st_mode):
+            with self._lock:
+                self._versions.pop(path, None)  # deleted: forget it
             return None
         key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         with self._lock:
             known = self._versions.get(path)
+            if known is not None:
+                self._versions.move_to_end(path)
         if known is not None and known.stamp == key:
             return known
         return self._load(path, known)
@@ -119,6 +129,9 @@ class FileCache:
             current = self._versions.get(path)
             if current is None or current is known or current.stamp != stamp:
                 self._versions[path] = version
+                self._versions.move_to_end(path)
+                while len(self._versions) > self.max_files:  # the feeds stay: they are hot
+                    self._versions.popitem(last=False)
             else:
                 version = current  # another thread loaded the same bytes first
         return version

@@ -50,6 +50,7 @@ class Changes:
                 self.pages.add((member.feed, member.seq // self.page_size))
         self.feeds.update(after)
         self.articles.add(key)
+        self.removed.discard(key)  # moved within seeds/ in this build: its page stays
 
     def gone(self, key: str, before: Iterable[Member]) -> None:
         self.moved(key, before, ())
@@ -99,6 +100,11 @@ class SiteWriter:
             str(settings.category_feeds),
             settings.timezone,
             str(settings.archive_page_size),
+            # an article's language can change without its content: re-sort when these do
+            settings.language,
+            str(settings.detect_language),
+            ",".join(settings.languages),
+            repr(settings.language_min_confidence),
         )
         self.render_fp = _fingerprint(
             __version__,
@@ -217,6 +223,8 @@ class SiteWriter:
         if self.settings.html_pages:
             stamps[INDEX_FILE] = _stamp(self.root / INDEX_FILE)
             written += self._write_pages(store, changes, full, page_feeds)
+        elif full:
+            self._remove_pages(keep=set())
         self._remove_stale(store, stamps)
         store.set_meta("feeds", json.dumps(stamps, sort_keys=True))
         store.set_meta("render_fp", self.render_fp)
@@ -233,11 +241,18 @@ class SiteWriter:
             return lambda items: render_atom(items, spec, meta, paging=paging)
 
         if "atom" in spec.formats:
-            _, count = fit(atom(None), articles, budget)
-            last = self._archive(store, spec, count, changes, full)
-            prev = spec.archive_file(last) if last is not None else None
-            data, _ = fit(atom(prev), articles[:count], budget)
+            # The prev-archive link takes bytes, and what does not fit goes to the archive:
+            # settle both together (archive places only grow, so this ends quickly).
+            last = self._last_page(store, spec)
+            while True:
+                prev = spec.archive_file(last) if last is not None else None
+                data, count = fit(atom(prev), articles, budget)
+                settled = self._assign(store, spec, count, changes)
+                if settled == last:
+                    break
+                last = settled
             written += self._put(spec.file("atom"), data, durable=True, compress=True)
+            self._write_archive(store, spec, last, changes, full)
         renderers: dict[Format, Callable[[Sequence[Article]], bytes]] = {
             "rss": lambda items: render_rss(items, spec, meta),
             "json": lambda items: render_json(items, spec, meta),
@@ -248,13 +263,16 @@ class SiteWriter:
                 written += self._put(spec.file(fmt), data, durable=True, compress=True)
         return written
 
-    def _archive(
-        self, store: Store, spec: FeedSpec, current: int, changes: Changes, full: bool
-    ) -> int | None:
-        """Give entries that left the current feed a place in the archive; write its pages.
+    def _last_page(self, store: Store, spec: FeedSpec) -> int | None:
+        size = self.settings.archive_page_size
+        seq = store.next_seq(spec.name)
+        return (seq - 1) // size if size and seq else None
+
+    def _assign(self, store: Store, spec: FeedSpec, current: int, changes: Changes) -> int | None:
+        """Give entries past the feed's first ``current`` an archive place; the newest page.
 
         Places are handed out once, oldest first, so a full page never changes unless one of
-        its own entries is edited or deleted. Returns the newest page's number.
+        its own entries is edited or deleted.
         """
         size = self.settings.archive_page_size
         if not size:
@@ -264,14 +282,23 @@ class SiteWriter:
             store.set_seq(spec.name, key, seq)
             changes.pages.add((spec.name, seq // size))
             seq += 1
-        if seq == 0:
-            return None
-        last = (seq - 1) // size
-        pages = (
-            range(last + 1)
-            if full
-            else sorted(p for f, p in changes.pages if f == spec.name and p <= last)
-        )
+        return self._last_page(store, spec)
+
+    def _write_archive(
+        self, store: Store, spec: FeedSpec, last: int | None, changes: Changes, full: bool
+    ) -> None:
+        """Write the archive pages that changed; remove pages past the newest one."""
+        size = self.settings.archive_page_size
+        top = -1 if last is None else last
+        if full:
+            pages: Iterable[int] = range(top + 1)
+            stale = [p for p in self._archive_pages(spec) if p > top]
+        else:
+            dirty = {p for f, p in changes.pages if f == spec.name}
+            pages = sorted(p for p in dirty if p <= top)
+            stale = [p for p in dirty if p > top]
+        for page in stale:  # emptied by deletions: nothing of a deleted article stays public
+            (self.root / spec.archive_file(page)).unlink(missing_ok=True)
         for page in pages:
             paging = Paging(
                 self_file=spec.archive_file(page),
@@ -281,7 +308,10 @@ class SiteWriter:
             )
             entries = store.archived(spec.name, page * size, (page + 1) * size)
             self._put(spec.archive_file(page), render_atom(entries, spec, self.meta, paging=paging))
-        return last
+
+    def _archive_pages(self, spec: FeedSpec) -> list[int]:
+        folder = self.root / spec.archive_file(0)
+        return [int(p.stem) for p in folder.parent.glob("*.xml") if p.stem.isdigit()]
 
     def _write_pages(
         self, store: Store, changes: Changes, full: bool, feeds: list[PageFeed]
@@ -289,12 +319,23 @@ class SiteWriter:
         """One HTML page per published article, at the permanent link its entries carry."""
         articles = store.iter_live_articles() if full else store.articles(sorted(changes.articles))
         written: list[Path] = []
+        live: set[str] = set()
         for article in articles:
             page = render_article(self.site, article, feeds)
             written += self._put(article_path(article), page, durable=False)
+            live.add(article.key)
+        if full:  # pages no build of ours would write now (deleted while we were not looking)
+            self._remove_pages(keep=live)
         for key in sorted(changes.removed):
             (self.root / "articles" / f"{key}.html").unlink(missing_ok=True)
         return written
+
+    def _remove_pages(self, *, keep: set[str]) -> None:
+        for page in (self.root / "articles").glob("*.html"):
+            if page.stem not in keep:
+                page.unlink(missing_ok=True)
+        if not self.settings.html_pages:
+            (self.root / INDEX_FILE).unlink(missing_ok=True)
 
     def _put(
         self, rel: str, data: bytes, *, durable: bool = True, compress: bool = False
@@ -303,7 +344,7 @@ class SiteWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         written = [path] if write_atomic(path, data, durable=durable, tmp_dir=self.tmp) else []
         gz = path.with_name(path.name + ".gz")
-        if compress and self.settings.gzip_feeds and (written or not gz.exists()):
+        if compress and self.settings.gzip_feeds:  # equal bytes are not rewritten
             packed = gzip.compress(data, compresslevel=9, mtime=0)
             write_atomic(gz, packed, durable=durable, tmp_dir=self.tmp)
         return written
@@ -314,6 +355,14 @@ class SiteWriter:
         for rel in set(before) - set(stamps):
             for path in (self.root / rel, self.root / (rel + ".gz")):
                 path.unlink(missing_ok=True)
+            folder = (self.root / rel).parent
+            if (
+                folder != self.root
+                and not any(folder.glob("*.xml"))
+                and not any(folder.glob("*.json"))
+            ):  # the whole feed is gone: its archive goes with it
+                for page in (folder / "archive").glob("*.xml"):
+                    page.unlink()
 
 
 def _fingerprint(*parts: str) -> str:

@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS articles (
 );
 CREATE INDEX IF NOT EXISTS articles_live ON articles (published DESC, key DESC)
     WHERE path IS NOT NULL;
+CREATE INDEX IF NOT EXISTS articles_path ON articles (path);
 CREATE INDEX IF NOT EXISTS articles_hash ON articles (content_hash) WHERE path IS NULL;
 CREATE TABLE IF NOT EXISTS members (
     feed      TEXT NOT NULL,       -- a feed's name ("all", "politik", "category/sport")
@@ -219,6 +220,10 @@ class Store:
         return ArticleRow(
             r[0], r[1], r[2], r[3], datetime.fromisoformat(r[4]), datetime.fromisoformat(r[5])
         )
+
+    def has_entry_id(self, entry_id: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM articles WHERE entry_id = ?", (entry_id,)).fetchone()
+        return row is not None
 
     def retired_key(self, content_hash: str) -> str | None:
         """The key of a deleted article with exactly this content: a renamed file's old name."""
