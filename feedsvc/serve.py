@@ -210,9 +210,11 @@ class FeedApp:
 
 
 def _content_type(name: str, known: Mapping[str, str]) -> str:
-    base = name.rsplit("/", 1)[-1]
+    folder, _, base = name.rpartition("/")
     if base in known:
         return known[base]
+    if (folder == "archive" or folder.endswith("/archive")) and base.endswith(".xml"):
+        return ATOM_TYPE  # RFC 5005 archive pages are Atom documents
     guessed, _ = mimetypes.guess_type(base)
     if guessed is None:
         return "application/octet-stream"

@@ -49,6 +49,7 @@ class Site:
 
 
 def _write(path: Path, data: bytes, *, mtime: float | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     if mtime is not None:
         os.utime(path, (mtime, mtime))
@@ -107,6 +108,18 @@ def test_feeds_are_served_at_the_root_with_their_types_and_validators(site: Site
     rss = site.request("/rss.xml")
     assert rss.headers["Content-Type"] == "application/rss+xml; charset=utf-8"
     assert rss.headers["ETag"] != atom.headers["ETag"]
+
+
+def test_sub_feeds_archives_and_pages_get_their_types(site: Site) -> None:
+    _write(site.feeds / "category" / "sport" / "atom.xml", ATOM + b"</feed>\n")
+    _write(site.feeds / "category" / "sport" / "archive" / "0.xml", ATOM + b"</feed>\n")
+    _write(site.feeds / "index.html", b"<!DOCTYPE html><title>x</title>")
+    assert site.request("/category/sport/atom.xml").headers["Content-Type"] == ATOM_TYPE
+    archive = site.request("/category/sport/archive/0.xml")
+    assert archive.headers["Content-Type"] == ATOM_TYPE
+    index = site.request("/")
+    assert index.status == 200
+    assert index.headers["Content-Type"] == "text/html; charset=utf-8"
 
 
 def test_conditional_requests_get_304_without_a_body(site: Site) -> None:
