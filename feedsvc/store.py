@@ -353,7 +353,9 @@ class Store:
         return [r[0] for r in rows]
 
     def next_seq(self, feed: str) -> int:
-        row = self._db.execute("SELECT MAX(seq) FROM members WHERE feed = ?", (feed,)).fetchone()
+        row = self._db.execute(
+            "SELECT MAX(seq) FROM members WHERE feed = ? AND seq IS NOT NULL", (feed,)
+        ).fetchone()
         return 0 if row[0] is None else int(row[0]) + 1
 
     def set_seq(self, feed: str, key: str, seq: int) -> None:
