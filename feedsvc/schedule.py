@@ -151,29 +151,18 @@ class Rebuilder:
             publisher = self._publisher
         started = datetime.now(UTC)
         t0 = time.perf_counter()
+        kind: Literal["full", "incremental"] = "full" if full else "incremental"
         try:
             report = publisher.build(None if full else paths)
         except Exception as e:
-            outcome = BuildOutcome(
-                "full" if full else "incremental",
-                len(paths),
-                started,
-                time.perf_counter() - t0,
-                error=e,
-            )
+            seconds = time.perf_counter() - t0
             with self._cond:  # keep the work for the next trigger
                 self._paths.update(paths)
                 self._full = self._full or full
                 self._armed = False
-            self._report(outcome)
+            self._report(BuildOutcome(kind, len(paths), started, seconds, error=e))
             return False
-        outcome = BuildOutcome(
-            "full" if full else "incremental",
-            len(paths),
-            started,
-            time.perf_counter() - t0,
-            report=report,
-        )
+        outcome = BuildOutcome(kind, len(paths), started, time.perf_counter() - t0, report=report)
         self._report(outcome)
         return True
 
