@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from .conftest import seed_text
-from .test_daemon import Daemon, make_site, seed_name, wait_for, write
+from .harness import Daemon, make_site, seed_name, wait_for, write
 
 pytestmark = pytest.mark.slow
 

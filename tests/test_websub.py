@@ -19,7 +19,7 @@ from feedsvc.cli import WEBSUB_CLOSE_SECONDS
 from feedsvc.websub import HubNotifier, feed_urls
 
 from .conftest import Project, seed_text
-from .test_daemon import Daemon, make_site, seed_name, wait_for, write
+from .harness import Daemon, make_site, seed_name, wait_for, write
 
 BASE_URL = "https://news.example.org/"
 FEED = BASE_URL + "atom.xml"
