@@ -5,6 +5,7 @@ FeedsvcError
 ├── SeedError              a seed file that cannot be published: .path, .line, .reason
 │   ├── SeedReadError      it could not be read (size, symlink, vanished, changed mid-read)
 │   └── SeedParseError     its bytes are not a valid seed (date line, UTF-8, empty body, ...)
+├── SeedsDirError          the seeds folder (or a folder in it) is missing or unreadable: .path, .reason
 ├── PublishError           the store or the feeds could not be written
 ├── LockError              another feedsvc process holds the state directory
 ├── ServeError             the HTTP server could not start
@@ -47,6 +48,15 @@ class SeedReadError(SeedError):
 
 class SeedParseError(SeedError):
     """The bytes were read but are not a valid seed."""
+
+
+class SeedsDirError(FeedsvcError):
+    """The seeds folder or a folder in it is missing or unreadable: never read as "deleted"."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
 
 
 class PublishError(FeedsvcError):
