@@ -261,7 +261,8 @@ def _edit_keeping_stat(path: Path, old: str, new: str) -> None:
     """An edit of the same size with the mtime put back (``cp -p``, ``rsync -t``, ``tar``)."""
     st = path.stat()
     text = path.read_text()
-    assert len(old) == len(new) and old in text
+    assert len(old) == len(new)
+    assert old in text
     path.write_text(text.replace(old, new))
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert (path.stat().st_size, path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
@@ -315,7 +316,8 @@ def test_a_named_file_is_always_read_again(project: Project) -> None:
     publisher.build()
     results = _scan(publisher, [path])
     assert list(results) == [path.name]
-    assert results[path.name].hashed and results[path.name].unchanged  # same hash: unchanged
+    assert results[path.name].hashed
+    assert results[path.name].unchanged
     assert not _scan(publisher)[other.name].hashed
 
 
