@@ -64,13 +64,13 @@ def printable_path(path: str | Path) -> str:
     text = os.fspath(path)
     if text.isprintable():
         return text
-    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return "".join(c if c.isprintable() or c == " " else _escape_char(c) for c in text)
-
-
-def _escape_char(char: str) -> str:
-    escaped = repr(char)[1:-1]  # "\n", "\x1b", "\u2028"; a combining mark stays as is
-    return char if escaped == char else escaped
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that no file name decoded to
+        raw = text.encode("utf-8", "backslashreplace")
+    text = raw.decode("utf-8", "backslashreplace")
+    # repr escapes exactly what is not printable: "\n", "\x1b", "\u2028"
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 def read_seed(path: Path, *, root: Path, max_bytes: int, display: str | None = None) -> RawSeed:

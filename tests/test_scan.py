@@ -5,6 +5,8 @@ Each test names the issue #7 item it guards; every one of them failed on the cod
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import os
 import shutil
 import sqlite3
@@ -15,8 +17,9 @@ from typing import Any
 import pytest
 
 from feedsvc import Publisher, load_settings
-from feedsvc.core import FileResult
+from feedsvc.core import FileResult, ParseOptions
 from feedsvc.errors import MassDeletionError, SeedPathError, SeedsDirError
+from feedsvc.parsing import parse_seed
 from feedsvc.store import SCHEMA_VERSION, Store
 
 from .conftest import Project, parse_feed, seed_text
@@ -413,3 +416,9 @@ def test_a_named_seed_that_was_deleted_is_a_deletion(project: Project) -> None:
     report = publisher.build([seed], explicit=True)
     assert (report.total, report.deleted) == (1, 1)
     assert len(parse_feed(project.feeds / "atom.xml").entries) == 1
+
+
+def test_the_parse_fingerprint_covers_every_setting_parse_seed_takes() -> None:
+    """A new parse_seed option must join ParseOptions, or a changed setting is never re-read."""
+    taken = set(inspect.signature(parse_seed).parameters) - {"data", "source", "now", "display"}
+    assert taken == {f.name for f in dataclasses.fields(ParseOptions)}
