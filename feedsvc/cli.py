@@ -12,8 +12,8 @@ import click
 
 from . import __version__
 from .config import Settings, load_settings
-from .core import BuildReport, Publisher
-from .errors import FeedsvcError
+from .core import BuildReport, MaxDelete, Publisher
+from .errors import FeedsvcError, SeedPathError
 
 PROGRESS_MIN_FILES = 200
 WEBSUB_CLOSE_SECONDS = 5.0  # how long `feedsvc build` waits for its hub pings
@@ -37,6 +37,21 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
     ):
         f = decorator(f)
     return f
+
+
+def _max_delete(ctx: click.Context, param: click.Parameter, value: str | None) -> MaxDelete:
+    """``--max-delete``: a count of articles, or ``all``."""
+    if value is None:
+        return None
+    if value == "all":
+        return "all"
+    if not value.isdigit():
+        raise click.BadParameter(f"{value!r} is neither a number of articles nor 'all'")
+    return int(value)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 def _settings(config: Path | None, seeds: Path | None, feeds: Path | None) -> Settings:
@@ -78,9 +93,18 @@ def main() -> None:
 
 @main.command()
 @click.argument("only", nargs=-1, type=click.Path(path_type=Path), metavar="[SEED]...")
+@click.option(
+    "--max-delete",
+    "max_delete",
+    metavar="N|all",
+    callback=_max_delete,
+    help="Unpublish at most N articles in this build, or 'all' [default: stop when more than"
+    " max_delete_fraction (0.5) of the published articles would go, and more than one].",
+)
 @_common
 def build(
     only: tuple[Path, ...],
+    max_delete: MaxDelete,
     config: Path | None,
     seeds: Path | None,
     feeds: Path | None,
@@ -91,20 +115,32 @@ def build(
 
     Prints one summary line and each rejected seed as path:line: reason. Feeds are still
     written from the valid seeds; the exit status is 1 when any seed was rejected. Naming
-    SEED files looks at just those (new, changed or deleted) and takes the rest from the store.
+    SEED files reads just those (new, changed or deleted) and takes the rest from the store;
+    a SEED outside the seeds folder, not matching seed_pattern, or missing (and never built)
+    is an error. Nothing is written, exit status 1, when the seeds folder (or a folder in it)
+    is missing or unreadable, or when the build would unpublish more than half of the
+    articles (see --max-delete).
 
     \b
     Example:
       feedsvc build --config config/
       feedsvc build --seeds /srv/news/seeds --feeds /var/www/feeds
       feedsvc build seeds/042_0123456789abcdef.txt
+      feedsvc build --max-delete all   # after removing most seeds on purpose
     """
     try:
         publisher = Publisher(_settings(config, seeds, feeds))
         with _progress(publisher, quiet or bool(only)) as bar:
             report = publisher.build(
-                list(only) or None, on_file=(lambda _: bar.update(1)) if bar else None
+                list(only) or None,
+                on_file=(lambda _: bar.update(1)) if bar else None,
+                explicit=True,
+                max_delete=max_delete,
             )
+    except SeedPathError as e:
+        for path, reason in e.problems:
+            click.echo(f"Error: {path}: {reason}", err=True)
+        sys.exit(1)
     except FeedsvcError as e:
         raise click.ClickException(str(e)) from e
     if verbose:
@@ -116,7 +152,7 @@ def build(
         outputs = " ".join(str(p) for p in report.outputs)
         state = "" if report.written else " (unchanged)"
         click.echo(
-            f"{report.total} articles ({report.new} new, {report.changed} changed, "
+            f"{_plural(report.total, 'article')} ({report.new} new, {report.changed} changed, "
             f"{report.deleted} deleted, {len(report.errors)} errors) → {outputs}{state} "
             f"in {report.seconds:.2f} s"
         )

@@ -34,6 +34,7 @@ DEFAULT_TIMEZONE = "Europe/Vienna"
 DEFAULT_MAX_ITEMS = 50
 DEFAULT_MAX_SEED_BYTES = 1024 * 1024
 DEFAULT_MAX_FUTURE_DAYS = 2.0
+DEFAULT_MAX_DELETE_FRACTION = 0.5
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_SERVE = True
@@ -88,6 +89,8 @@ class Settings(BaseModel):
     seed_pattern: str = Field(default="*.txt", min_length=1)
     max_seed_bytes: int = Field(default=DEFAULT_MAX_SEED_BYTES, ge=64, le=64 * 1024 * 1024)
     max_future_days: float = Field(default=DEFAULT_MAX_FUTURE_DAYS, ge=0)
+    # A build that would unpublish more than this share of the articles stops (1: never).
+    max_delete_fraction: float = Field(default=DEFAULT_MAX_DELETE_FRACTION, ge=0, le=1)
     # `feedsvc run`: serving, watching and the periodic rescan.
     host: str = Field(default=DEFAULT_HOST, min_length=1)
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)

@@ -10,18 +10,27 @@ import fnmatch
 import hashlib
 import os
 import sqlite3
+import stat
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Literal
 
 from ._lock import exclusive
 from .config import Settings
-from .errors import PublishError, SeedError
+from .errors import (
+    MassDeletionError,
+    PublishError,
+    SeedError,
+    SeedPathError,
+    SeedReadError,
+    SeedsDirError,
+)
 from .models import Article
-from .parsing import parse_seed, read_seed, seed_key
+from .parsing import parse_seed, printable_path, read_seed, seed_key
 from .site import Changes, SiteWriter
 from .store import FileState, Store
 
@@ -29,21 +38,28 @@ Status = Literal["new", "changed", "unchanged", "deleted", "error"]
 PARSER_VERSION = "1"
 LOCK_TIMEOUT = 30.0
 IGNORED_SUFFIXES = (".swp", ".swx", "~", ".tmp", ".part", ".crdownload")
+# A stat recorded less than this before a full scan started is "racily clean" (git's term): the
+# file may have changed again within the file system's timestamp granularity (1-2 s on some).
+RACY_NS = 2_000_000_000
+MaxDelete = int | Literal["all"] | None
 
 
 @dataclass(frozen=True, slots=True)
 class FileResult:
     """One seed file's outcome in a scan; ``article`` or ``error`` (or neither: unchanged)."""
 
-    path: str
+    path: str  # as stored: valid UTF-8 (see ``stored_path``)
     size: int = 0
     mtime_ns: int = 0
+    ctime_ns: int = 0
+    inode: int = 0
     file_hash: str | None = None
     article: Article | None = None
     error: SeedError | None = None
     unchanged: bool = False
     gone: bool = False
     prev: FileState | None = None
+    hashed: bool = False  # its bytes were read in this scan (not trusted from the stat)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +68,7 @@ class ScanResult:
 
     results: Iterator[FileResult]
     full: bool
+    started_ns: int = 0  # wall clock before the first stat, for the racy-clean rule
 
 
 @dataclass(slots=True)
@@ -74,6 +91,58 @@ class BuildReport:
         return not self.errors
 
 
+@dataclass(frozen=True, slots=True)
+class ParseOptions:
+    """Every setting ``parse_seed`` uses; its repr is the parse fingerprint, so none is missed."""
+
+    tz: tzinfo
+    language: str
+    languages: tuple[str, ...]
+    language_min_confidence: float
+    max_bytes: int
+    max_future: timedelta
+
+    @classmethod
+    def of(cls, settings: Settings) -> ParseOptions:
+        return cls(
+            tz=settings.tz,
+            language=settings.language,
+            languages=settings.languages if settings.detect_language else (),
+            language_min_confidence=settings.language_min_confidence,
+            max_bytes=settings.max_seed_bytes,
+            max_future=timedelta(days=settings.max_future_days),
+        )
+
+
+def _name_problem(rel: str) -> str:
+    """Why a path cannot be a seed's name ('' when it can)."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return "file name is not valid UTF-8; rename the file"
+    if any(unicodedata.category(c) == "Cc" for c in rel):
+        return "file name contains a control character; rename the file"
+    return ""
+
+
+def stored_path(rel: str) -> str:
+    """The store's name for a seed path: itself, or escaped when it cannot be a seed's name.
+
+    A name with bytes that are not UTF-8 or with control characters is one rejected seed,
+    recorded under its escaped form: nothing unencodable ever reaches the store or a feed.
+    """
+    return rel if rel.isprintable() or not _name_problem(rel) else printable_path(rel)
+
+
+def _reason(error: OSError) -> str:
+    """An OS error as a short reason without the path (the message names the path itself)."""
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    if isinstance(error, NotADirectoryError):
+        return "not a folder"
+    return f"cannot read: {error.strerror or error}"
+
+
 def is_seed_name(name: str, pattern: str) -> bool:
     """Seed files match the pattern; hidden files and editor or transfer leftovers never do."""
     return (
@@ -86,6 +155,8 @@ def is_seed_name(name: str, pattern: str) -> bool:
 class Publisher:
     """Owns one seeds dir, one store and one feeds dir, as the settings say."""
 
+    racy_ns: int = RACY_NS  # see RACY_NS; a test may narrow it to see the stat comparison alone
+
     def __init__(
         self, settings: Settings, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     ) -> None:
@@ -94,14 +165,8 @@ class Publisher:
         self.seeds = settings.seeds_dir
         self.seed_pattern = settings.seed_pattern
         self.site = SiteWriter(settings)
-        self._parse_fp = self._fingerprint(
-            PARSER_VERSION,
-            settings.timezone,
-            settings.language,
-            str(settings.max_seed_bytes),
-            ",".join(settings.languages) if settings.detect_language else "",
-            repr(settings.language_min_confidence),
-        )
+        self._parse_options = ParseOptions.of(settings)
+        self._parse_fp = self._fingerprint(PARSER_VERSION, repr(self._parse_options))
 
     @staticmethod
     def _fingerprint(*parts: str) -> str:
@@ -116,8 +181,11 @@ class Publisher:
         return Store(self.settings.state_dir / "feedsvc.sqlite3")
 
     def display(self, rel: str) -> str:
-        """How a seed is named in messages: the seeds dir as configured, then the relative path."""
-        return str(self.seeds / rel)
+        """How a seed is named in messages: the seeds dir as configured, then the relative path.
+
+        Always one printable line: odd bytes and control characters in a name are escaped.
+        """
+        return printable_path(self.seeds / rel)
 
     def relative(self, path: Path) -> str | None:
         """``path`` as a '/'-separated path inside seeds/, or None when it is outside."""
@@ -127,12 +195,35 @@ class Publisher:
             return None
         return rel.as_posix() if rel.parts else None
 
+    def require_seeds_dir(self) -> None:
+        """Raise ``SeedsDirError`` unless the seeds folder exists and is a folder we can list."""
+        try:
+            st = os.stat(self.seeds)
+        except FileNotFoundError as e:
+            raise SeedsDirError(printable_path(self.seeds), "seeds folder does not exist") from e
+        except OSError as e:
+            raise SeedsDirError(printable_path(self.seeds), _reason(e)) from e
+        if not stat.S_ISDIR(st.st_mode):
+            raise SeedsDirError(printable_path(self.seeds), "not a folder")
+
     def list_seeds(self) -> list[str]:
-        """Every seed file under seeds/ (recursive, symlinked dirs not followed), sorted."""
+        """Every seed file under seeds/ (recursive, symlinked dirs not followed), sorted.
+
+        A folder that cannot be listed raises ``SeedsDirError``: its files are never taken for
+        deleted. A sub-folder that vanished while it was walked is gone, like its files.
+        """
+        self.require_seeds_dir()
         found: list[str] = []
-        root = str(self.seeds)
+        root = os.path.normpath(self.seeds)
         pattern = self.seed_pattern
-        for dirpath, dirnames, filenames in os.walk(root):
+
+        def fail(error: OSError) -> None:
+            where = error.filename if error.filename is not None else root
+            if isinstance(error, FileNotFoundError) and os.path.normpath(where) != root:
+                return  # a sub-folder removed while walking: its files are gone
+            raise SeedsDirError(printable_path(where), _reason(error)) from error
+
+        for dirpath, dirnames, filenames in os.walk(root, onerror=fail):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             base = os.path.relpath(dirpath, root)
             for name in filenames:
@@ -148,50 +239,118 @@ class Publisher:
         paths: Iterable[Path] | None = None,
         *,
         on_file: Callable[[str], None] | None = None,
+        explicit: bool = False,
     ) -> ScanResult:
         """Plan what to read: every seed (``paths=None``) or just ``paths`` (from the watcher).
 
         The files are read lazily while ``publish`` consumes the results, so memory stays flat
-        however large the corpus; an incremental scan touches only the given files' rows.
+        however large the corpus; an incremental scan touches only the given files' rows. Named
+        files are always read again. ``explicit``: the paths were named by a person, so one
+        that is not a seed raises ``SeedPathError`` (the watcher's odd paths are ignored).
+        Raises ``SeedsDirError`` before anything is read when a folder cannot be listed.
         """
-        force_all = store.get_meta("parse_fp") != self._parse_fp
+        started_ns = time.time_ns()
+        reparse_all = store.get_meta("parse_fp") != self._parse_fp
+        # git's racy-clean rule: a stat recorded too close to a full scan's start proves nothing
+        racy_ns = int(store.get_meta("scan_ns") or 0) - self.racy_ns
         if paths is None:
+            listing = {stored_path(rel): rel for rel in self.list_seeds()}
             states = store.file_states()
-            listing = self.list_seeds()
             gone = sorted(set(states) - set(listing))
             shared = {p for group in store.duplicate_paths().values() for p in group}
         else:
-            rels = {r for r in map(self.relative, paths) if r is not None}
-            rels = {r for r in rels if is_seed_name(r.rsplit("/", 1)[-1], self.seed_pattern)}
+            self.require_seeds_dir()
+            named, problems = self._named(paths)
             # files sharing a key with a changed or deleted one get another look: one of them
             # may now own the key alone
-            siblings = store.paths_with_keys({seed_key(r) for r in rels})
+            siblings = store.paths_with_keys({seed_key(stored_path(r)) for r in named})
             shared = {p for group in siblings.values() if len(group) > 1 for p in group}
-            rels |= shared
-            states = store.file_states(rels)
-            listing = sorted(r for r in rels if os.path.lexists(self.seeds / r))
-            gone = sorted(r for r in rels - set(listing) if r in states)
+            wanted = {stored_path(r): r for r in named} | {p: p for p in shared}
+            states = store.file_states(wanted)
+            listing, gone = {}, []
+            for path, rel in sorted(wanted.items()):
+                if self._exists(rel):
+                    listing[path] = rel
+                elif path in states:
+                    gone.append(path)  # a seed that was deleted
+                elif rel in named:
+                    problems.append((self.display(rel), "no such file"))
+            if explicit and problems:
+                raise SeedPathError(problems)
         now = self.clock()
 
         def results() -> Iterator[FileResult]:
-            for rel in gone:
-                yield FileResult(rel, gone=True)
-            for rel in listing:
-                result = self._scan_one(rel, states.get(rel), force_all or rel in shared, now)
+            for path in gone:
+                yield FileResult(path, gone=True)
+            for path, rel in sorted(listing.items()):
+                prev = states.get(path)
+                result = self._scan_one(
+                    rel,
+                    prev,
+                    now,
+                    reread=paths is not None,
+                    reparse=reparse_all or path in shared,
+                    racy_ns=racy_ns,
+                )
                 if on_file is not None:
                     on_file(rel)
                 if result is not None:
                     yield result
-                elif rel in states:
-                    yield FileResult(rel, gone=True)  # vanished since the listing
+                elif prev is not None:
+                    yield FileResult(path, gone=True)  # vanished since the listing
 
-        return ScanResult(results(), full=paths is None)
+        return ScanResult(results(), full=paths is None, started_ns=started_ns)
+
+    def _named(self, paths: Iterable[Path]) -> tuple[set[str], list[tuple[str, str]]]:
+        """The seeds among ``paths`` as relative paths, and why each other one is not."""
+        named: set[str] = set()
+        problems: list[tuple[str, str]] = []
+        for path in paths:
+            rel = self.relative(path)
+            if rel is None and os.path.abspath(path) == os.path.abspath(self.seeds):
+                problems.append((printable_path(path), "a folder, not a seed file"))
+            elif rel is None:
+                problems.append((printable_path(path), f"not inside the seeds folder {self.seeds}"))
+            elif not is_seed_name(rel.rsplit("/", 1)[-1], self.seed_pattern):
+                reason = f"not a seed file name (seed_pattern {self.seed_pattern!r})"
+                problems.append((printable_path(path), reason))
+            elif os.path.isdir(self.seeds / rel):
+                problems.append((printable_path(path), "a folder, not a seed file"))
+            else:
+                named.add(rel)
+        return named, problems
+
+    def _exists(self, rel: str) -> bool:
+        """Whether ``rel`` is there; a folder on its way that cannot be searched is an error."""
+        path = self.seeds / rel
+        try:
+            os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except OSError as e:
+            raise SeedsDirError(printable_path(path.parent), _reason(e)) from e
+        return True
 
     def _scan_one(
-        self, rel: str, prev: FileState | None, force: bool, now: datetime
+        self,
+        rel: str,
+        prev: FileState | None,
+        now: datetime,
+        *,
+        reread: bool,
+        reparse: bool,
+        racy_ns: int,
     ) -> FileResult | None:
+        """Read and parse one file unless its stat proves it unchanged (None: it vanished).
+
+        ``reread``: hash it whatever the stat says; ``reparse``: parse it whatever the hash
+        says. A file rejected last time is always parsed again: the reason may be gone (the
+        clock moved on, a setting changed).
+        """
         path = self.seeds / rel
-        shown = self.display(rel)
+        stored, shown = stored_path(rel), self.display(rel)
+        if stored != rel:
+            return FileResult(stored, error=SeedReadError(shown, 1, _name_problem(rel)))
         try:
             st = path.stat()
         except FileNotFoundError:
@@ -199,12 +358,20 @@ class Publisher:
                 return None  # vanished since the listing: it is gone, not broken
             st = path.lstat()  # a dangling symlink: read_seed reports it
         except OSError:
-            st = path.lstat()
-        same_stat = prev is not None and (prev.size, prev.mtime_ns) == (st.st_size, st.st_mtime_ns)
-        if prev and not force and same_stat and prev.file_hash is not None:
-            return FileResult(
-                rel, st.st_size, st.st_mtime_ns, prev.file_hash, unchanged=True, prev=prev
-            )
+            try:
+                st = path.lstat()
+            except OSError as e:
+                return FileResult(rel, error=SeedReadError(shown, 1, _reason(e)))
+        stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        if (
+            prev is not None
+            and not (reread or reparse)
+            and prev.file_hash is not None
+            and prev.error is None
+            and (prev.size, prev.mtime_ns, prev.ctime_ns, prev.inode) == stamp
+            and max(st.st_mtime_ns, st.st_ctime_ns) < racy_ns
+        ):
+            return FileResult(rel, *stamp, prev.file_hash, unchanged=True, prev=prev)
         try:
             raw = read_seed(
                 path, root=self.seeds, max_bytes=self.settings.max_seed_bytes, display=shown
@@ -212,41 +379,51 @@ class Publisher:
         except SeedError as e:
             if not os.path.lexists(path):
                 return None
-            return FileResult(rel, st.st_size, st.st_mtime_ns, error=e)
+            return FileResult(rel, *stamp, error=e)
+        stamp = (raw.size, raw.mtime_ns, raw.ctime_ns, raw.inode)
         digest = hashlib.sha256(raw.data).hexdigest()
-        if prev and not force and prev.file_hash == digest:
-            return FileResult(rel, raw.size, raw.mtime_ns, digest, unchanged=True, prev=prev)
+        if prev and not reparse and prev.error is None and prev.file_hash == digest:
+            return FileResult(rel, *stamp, digest, unchanged=True, prev=prev, hashed=True)
+        opts = self._parse_options
         try:
             article = parse_seed(
                 raw.data,
                 source=rel,
                 now=now,
-                tz=self.settings.tz,
-                language=self.settings.language,
-                languages=self.settings.languages if self.settings.detect_language else (),
-                language_min_confidence=self.settings.language_min_confidence,
-                max_bytes=self.settings.max_seed_bytes,
-                max_future=timedelta(days=self.settings.max_future_days),
+                tz=opts.tz,
+                language=opts.language,
+                languages=opts.languages,
+                language_min_confidence=opts.language_min_confidence,
+                max_bytes=opts.max_bytes,
+                max_future=opts.max_future,
                 display=shown,
             )
         except SeedError as e:
-            return FileResult(rel, raw.size, raw.mtime_ns, digest, error=e)
-        return FileResult(rel, raw.size, raw.mtime_ns, digest, article=article)
+            return FileResult(rel, *stamp, digest, error=e, hashed=True)
+        return FileResult(rel, *stamp, digest, article=article, hashed=True)
 
     # --- publish: one transaction -------------------------------------------------------------
-    def publish(self, store: Store, scan: ScanResult) -> BuildReport:
-        """Apply a scan to the store and write the feeds; all of it or (on error) none of it."""
+    def publish(
+        self, store: Store, scan: ScanResult, *, max_delete: MaxDelete = None
+    ) -> BuildReport:
+        """Apply a scan to the store and write the feeds; all of it or (on error) none of it.
+
+        Raises ``MassDeletionError`` (nothing written) when the scan would unpublish more
+        articles than ``max_delete`` allows (see ``deletion_limit``).
+        """
         report = BuildReport(outputs=self.outputs)
         now = self.clock()
         try:
             with store.transaction():
+                published = store.count_live()
+                unpublished: set[str] = set()  # keys live before and not (yet) again
                 changes = Changes(page_size=self.settings.archive_page_size)
                 resort = store.get_meta("members_fp") != self.site.membership_fp
                 if resort and not store.count_live():  # a fresh store: nothing to re-sort
                     store.set_meta("members_fp", self.site.membership_fp)
                     resort = False
                 for result in scan.results:
-                    status = self._apply(store, result, now, changes)
+                    status = self._apply(store, result, now, changes, unpublished)
                     if status == "deleted":
                         report.deleted += 1
                     elif status == "new":
@@ -257,32 +434,73 @@ class Publisher:
                         report.unchanged += 1
                     if result.article is not None:
                         report.warnings.extend(result.article.warnings)
+                limit = self.deletion_limit(published, max_delete)
+                if limit is not None and len(unpublished) > limit:
+                    raise MassDeletionError(
+                        printable_path(self.seeds),
+                        would_delete=len(unpublished),
+                        published=published,
+                        limit=limit,
+                    )
                 if resort:
                     self._place_all(store, changes)
                 report.written = self.site.write(store, changes)
                 if scan.full:
                     store.set_meta("parse_fp", self._parse_fp)
+                    store.set_meta("scan_ns", str(scan.started_ns))
                 report.errors = self._standing_errors(store)
                 report.total = store.count_live()
         except (OSError, sqlite3.Error) as e:
             raise PublishError(f"build abandoned, previous feeds and store kept: {e}") from e
         return report
 
+    def deletion_limit(self, published: int, max_delete: MaxDelete = None) -> int | None:
+        """How many of ``published`` articles one build may unpublish (None: any number).
+
+        ``max_delete``: a number, "all", or None for the ``max_delete_fraction`` rule: more
+        than that share of the published articles stops the build, but one is always allowed
+        (so a small site can still delete its only article, and a single removal never stops).
+        """
+        if max_delete == "all":
+            return None
+        if max_delete is not None:
+            return max_delete
+        return max(1, int(published * self.settings.max_delete_fraction))
+
     def _apply(
-        self, store: Store, result: FileResult, now: datetime, changes: Changes
+        self,
+        store: Store,
+        result: FileResult,
+        now: datetime,
+        changes: Changes,
+        unpublished: set[str],
     ) -> Status | None:
-        """Record one file's outcome; say how its article changed (None: a duplicate key)."""
+        """Record one file's outcome; say how its article changed (None: a duplicate key).
+
+        ``unpublished`` collects the keys taken off the feeds and not published again (a
+        moved or renamed file's article comes back in the same build).
+        """
         rel, article, error, prev = result.path, result.article, result.error, result.prev
         if result.gone:
             key = store.key_at_path(rel)
             if key is not None:
                 store.retire(key)  # unpublished, but the ledger keeps its id
                 changes.gone(key, store.drop_members(key))
+                unpublished.add(key)
             store.delete_file(rel)
             return "deleted" if key is not None else None
+        stamp = (result.size, result.mtime_ns, result.ctime_ns, result.inode)
         if result.unchanged:
-            if prev is not None and (prev.size, prev.mtime_ns) != (result.size, result.mtime_ns):
-                store.put_file(replace(prev, size=result.size, mtime_ns=result.mtime_ns))
+            if prev is not None and (prev.size, prev.mtime_ns, prev.ctime_ns, prev.inode) != stamp:
+                store.put_file(
+                    replace(
+                        prev,
+                        size=result.size,
+                        mtime_ns=result.mtime_ns,
+                        ctime_ns=result.ctime_ns,
+                        inode=result.inode,
+                    )
+                )
             return "unchanged"
         key = article.key if article is not None else seed_key(rel)
         store.put_file(
@@ -295,6 +513,8 @@ class Publisher:
                 error.reason if error else None,
                 error.line if error else None,
                 article.warnings if article else (),
+                result.ctime_ns,
+                result.inode,
             )
         )
         if article is None:
@@ -311,6 +531,7 @@ class Publisher:
         status: Status
         if old is not None:  # the same content under a new name keeps its id
             store.forget(old.key)
+            unpublished.discard(old.key)
             changes.gone(old.key, store.drop_members(old.key))
             entry_id, first_seen, updated, status = (
                 old.entry_id,
@@ -333,6 +554,7 @@ class Publisher:
         updated = max(updated, article.published)
         stored = article.model_copy(update={"entry_id": entry_id, "updated": updated})
         store.put_article(stored, path=rel, entry_id=entry_id, first_seen=first_seen)
+        unpublished.discard(key)
         if status != "unchanged":
             feeds = self.site.feeds_for(stored)
             changes.moved(key, store.set_members(key, stored.published, feeds), feeds)
@@ -374,14 +596,23 @@ class Publisher:
         *,
         on_file: Callable[[str], None] | None = None,
         lock_timeout: float = LOCK_TIMEOUT,
+        explicit: bool = False,
+        max_delete: MaxDelete = None,
     ) -> BuildReport:
-        """Scan and publish under the state-dir lock; errors in seeds are values in the report."""
+        """Scan and publish under the state-dir lock; errors in seeds are values in the report.
+
+        What stops a build with nothing written (``FeedsvcError``s): a seeds folder that is
+        missing or cannot be listed (``SeedsDirError``), ``explicit`` paths that are not seeds
+        (``SeedPathError``), too many articles unpublished at once (``MassDeletionError``).
+        """
         start = time.perf_counter()
+        self.require_seeds_dir()  # before the state dir and the store are created
         with (
             exclusive(self.settings.state_dir / "lock", timeout=lock_timeout),
             self.open_store() as store,
         ):
-            report = self.publish(store, self.scan(store, paths, on_file=on_file))
+            scan = self.scan(store, paths, on_file=on_file, explicit=explicit)
+            report = self.publish(store, scan, max_delete=max_delete)
         report.seconds = time.perf_counter() - start
         return report
 
@@ -391,14 +622,14 @@ class Publisher:
         now = self.clock()
         keys: dict[str, list[str]] = {}
         for rel in self.list_seeds():
-            result = self._scan_one(rel, None, True, now)
+            result = self._scan_one(rel, None, now, reread=True, reparse=True, racy_ns=0)
             if on_file is not None:
                 on_file(rel)
             if result is None:
                 continue
             if result.error is not None:
                 errors.append(result.error)
-            keys.setdefault(seed_key(rel), []).append(rel)
+            keys.setdefault(seed_key(result.path), []).append(result.path)
         errors += self._duplicate_errors({k: ps for k, ps in keys.items() if len(ps) > 1})
         return errors
 

@@ -5,7 +5,9 @@ FeedsvcError
 ├── SeedError              a seed file that cannot be published: .path, .line, .reason
 │   ├── SeedReadError      it could not be read (size, symlink, vanished, changed mid-read)
 │   └── SeedParseError     its bytes are not a valid seed (date line, UTF-8, empty body, ...)
-├── SeedsDirError          the seeds folder (or a folder in it) is missing or unreadable: .path, .reason
+├── SeedsDirError          the seeds folder or a folder in it is missing or unreadable: .path
+├── SeedPathError          paths named for ``build SEED...`` that are not seeds: .problems
+├── MassDeletionError      a build would unpublish too much: .would_delete, .published, .limit
 ├── PublishError           the store or the feeds could not be written
 ├── LockError              another feedsvc process holds the state directory
 ├── ServeError             the HTTP server could not start
@@ -57,6 +59,35 @@ class SeedsDirError(FeedsvcError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class SeedPathError(FeedsvcError):
+    """Paths named for a build that are not seeds (outside seeds/, not a seed name, missing).
+
+    ``problems`` holds ``(path, reason)`` pairs, one per path; each prints as ``path: reason``.
+    """
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{path}: {reason}" for path, reason in problems))
+
+
+class MassDeletionError(FeedsvcError):
+    """A build would unpublish more articles than allowed (like rsync's ``--max-delete``).
+
+    Usually a seeds folder that is empty by mistake (an unmounted share, a wrong path).
+    """
+
+    def __init__(self, seeds: str | Path, *, would_delete: int, published: int, limit: int) -> None:
+        self.seeds = str(seeds)
+        self.would_delete = would_delete
+        self.published = published
+        self.limit = limit
+        super().__init__(
+            f"build stopped: it would unpublish {would_delete} of {published} published articles"
+            f" (limit {limit}); check {self.seeds}, or allow it once with"
+            " `feedsvc build --max-delete all` (config: max_delete_fraction)"
+        )
 
 
 class PublishError(FeedsvcError):

@@ -46,11 +46,31 @@ MIN_YEAR, MAX_YEAR = 1900, 9000
 
 @dataclass(frozen=True, slots=True)
 class RawSeed:
-    """A seed's bytes with the size and mtime they were read at."""
+    """A seed's bytes with the stat they were read at (what change detection compares)."""
 
     data: bytes
     size: int
     mtime_ns: int
+    ctime_ns: int = 0
+    inode: int = 0
+
+
+def printable_path(path: str | Path) -> str:
+    """A path as shown in messages and stored: valid UTF-8, on one line.
+
+    Bytes that are not UTF-8 (``os.fsdecode`` keeps them as surrogates) become ``\\xNN``, control
+    characters and line separators ``\\n``, ``\\x1b``, ``\\u2028``; anything else is kept as is.
+    """
+    text = os.fspath(path)
+    if text.isprintable():
+        return text
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that no file name decoded to
+        raw = text.encode("utf-8", "backslashreplace")
+    text = raw.decode("utf-8", "backslashreplace")
+    # repr escapes exactly what is not printable: "\n", "\x1b", "\u2028"
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 def read_seed(path: Path, *, root: Path, max_bytes: int, display: str | None = None) -> RawSeed:
@@ -65,7 +85,9 @@ def read_seed(path: Path, *, root: Path, max_bytes: int, display: str | None = N
         if os.path.islink(real):
             real = os.path.realpath(real, strict=True)
         if not real.startswith(inside):
-            raise SeedReadError(shown, 1, f"symlink points outside {root.name}/ (to {real})")
+            raise SeedReadError(
+                shown, 1, f"symlink points outside {root.name}/ (to {printable_path(real)})"
+            )
         # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat below rejects it.
         # O_NOFOLLOW: ``real`` is resolved, so a symlink here was swapped in after the check.
         flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
@@ -99,7 +121,13 @@ def read_seed(path: Path, *, root: Path, max_bytes: int, display: str | None = N
         data
     ) != after.st_size:
         raise SeedReadError(shown, 1, "file changed while being read (will retry)")
-    return RawSeed(data=data, size=after.st_size, mtime_ns=after.st_mtime_ns)
+    return RawSeed(
+        data=data,
+        size=after.st_size,
+        mtime_ns=after.st_mtime_ns,
+        ctime_ns=after.st_ctime_ns,
+        inode=after.st_ino,
+    )
 
 
 @functools.lru_cache(maxsize=256)

@@ -18,7 +18,16 @@ from typing import Any
 from .errors import PublishError
 from .models import Article
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+
+# Upgrades of an older store: target version -> the SQL that brings the previous one there
+# (statements separated by ';'). Applied in order at open, in one transaction.
+MIGRATIONS: dict[int, str] = {
+    # v2: ctime and inode join size and mtime in change detection; 0 matches no real file, so
+    # every file of a v1 store is read (hashed) once more on the next build.
+    2: "ALTER TABLE files ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE files ADD COLUMN inode INTEGER NOT NULL DEFAULT 0",
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -33,7 +42,9 @@ CREATE TABLE IF NOT EXISTS files (
     file_hash  TEXT,              -- sha256 of the bytes last read; NULL when unreadable
     error      TEXT,              -- last error reason; NULL when the file is valid
     error_line INTEGER,
-    warnings   TEXT NOT NULL DEFAULT '[]'
+    warnings   TEXT NOT NULL DEFAULT '[]',
+    ctime_ns   INTEGER NOT NULL DEFAULT 0,
+    inode      INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS files_key ON files (key);
 CREATE INDEX IF NOT EXISTS files_error ON files (path) WHERE error IS NOT NULL;
@@ -67,7 +78,12 @@ CREATE INDEX IF NOT EXISTS members_open ON members (feed, published, key) WHERE 
 
 @dataclass(frozen=True, slots=True)
 class FileState:
-    """What the last build learned about one seed file."""
+    """What the last build learned about one seed file.
+
+    ``size``, ``mtime_ns``, ``ctime_ns`` and ``inode`` are the stat the bytes were read at (as
+    git's index keeps them); ``path`` is always valid UTF-8 (names that are not are stored
+    escaped, see ``Publisher``).
+    """
 
     path: str
     key: str
@@ -77,6 +93,8 @@ class FileState:
     error: str | None
     error_line: int | None
     warnings: tuple[str, ...]
+    ctime_ns: int = 0
+    inode: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +137,21 @@ class Store:
                 "INSERT INTO meta (name, value) VALUES ('schema', ?) ON CONFLICT DO NOTHING",
                 (SCHEMA_VERSION,),
             )
+            self._migrate()
         except sqlite3.Error as e:
             raise PublishError(f"{path}: cannot open the store: {e}") from e
+
+    def _migrate(self) -> None:
+        """Bring an older store up to ``SCHEMA_VERSION`` with ``MIGRATIONS``, all or nothing."""
+        if self.get_meta("schema") == SCHEMA_VERSION:
+            return
+        with self.transaction():  # re-read inside: another process may have just migrated
+            version = int(self.get_meta("schema") or SCHEMA_VERSION)
+            while version < int(SCHEMA_VERSION):
+                version += 1
+                for statement in MIGRATIONS[version].split(";"):
+                    self._db.execute(statement)
+                self.set_meta("schema", str(version))
 
     def close(self) -> None:
         self._db.close()
@@ -157,23 +188,29 @@ class Store:
     # --- files --------------------------------------------------------------------------
     def file_states(self, paths: Iterable[str] | None = None) -> dict[str, FileState]:
         """Every file's state, or only those of ``paths`` (an incremental build's few rows)."""
-        sql = "SELECT path, key, size, mtime_ns, file_hash, error, error_line, warnings FROM files"
+        sql = (
+            "SELECT path, key, size, mtime_ns, file_hash, error, error_line, warnings,"
+            " ctime_ns, inode FROM files"
+        )
         if paths is None:
             rows: Iterable[tuple[Any, ...]] = self._db.execute(sql)
         else:
             rows = [r for p in paths for r in self._db.execute(sql + " WHERE path = ?", (p,))]
         return {
-            r[0]: FileState(r[0], r[1], r[2], r[3], r[4], r[5], r[6], tuple(json.loads(r[7])))
+            r[0]: FileState(
+                r[0], r[1], r[2], r[3], r[4], r[5], r[6], tuple(json.loads(r[7])), r[8], r[9]
+            )
             for r in rows
         }
 
     def put_file(self, state: FileState) -> None:
         self._db.execute(
-            "INSERT INTO files (path, key, size, mtime_ns, file_hash, error, error_line, warnings)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET"
-            " key = excluded.key, size = excluded.size, mtime_ns = excluded.mtime_ns,"
+            "INSERT INTO files (path, key, size, mtime_ns, file_hash, error, error_line, warnings,"
+            " ctime_ns, inode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE"
+            " SET key = excluded.key, size = excluded.size, mtime_ns = excluded.mtime_ns,"
             " file_hash = excluded.file_hash, error = excluded.error,"
-            " error_line = excluded.error_line, warnings = excluded.warnings",
+            " error_line = excluded.error_line, warnings = excluded.warnings,"
+            " ctime_ns = excluded.ctime_ns, inode = excluded.inode",
             (
                 state.path,
                 state.key,
@@ -183,6 +220,8 @@ class Store:
                 state.error,
                 state.error_line,
                 json.dumps(list(state.warnings)),
+                state.ctime_ns,
+                state.inode,
             ),
         )
 

@@ -31,7 +31,7 @@ def test_sample_builds_valid_atom_and_rss(project: Project) -> None:
     shutil.copy(SAMPLE, project.seeds)
     result = project.build()
     assert result.exit_code == 0, result.output
-    assert "1 articles (1 new, 0 changed, 0 deleted, 0 errors)" in result.output
+    assert "1 article (1 new, 0 changed, 0 deleted, 0 errors)" in result.output
     atom, rss = project.atom(), project.rss()
     assert atom.version == "atom10"
     assert rss.version == "rss20"
@@ -261,4 +261,4 @@ def test_build_named_seeds_only_looks_at_those(project: Project) -> None:
     other.unlink()
     named.unlink()
     result = project.build(str(named))
-    assert "1 articles (0 new, 0 changed, 1 deleted" in result.output
+    assert "1 article (0 new, 0 changed, 1 deleted" in result.output
