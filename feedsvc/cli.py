@@ -110,6 +110,9 @@ def build(
     if verbose:
         for warning in report.warnings:
             click.echo(f"warning: {warning}", err=True)
+    elif not quiet:
+        for note in report.notes:
+            click.echo(note)
     for error in report.errors:
         click.echo(str(error), err=True)
     if not quiet:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -17,13 +16,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
+from ._causes import os_cause
 from ._lock import exclusive
+from .adopt import Found, read_published
 from .config import Settings
-from .errors import PublishError, SeedError
+from .errors import PublishError, SeedError, StoreError
 from .models import Article
 from .parsing import parse_seed, read_seed, seed_key
 from .site import Changes, SiteWriter
-from .store import FileState, Store
+from .store import LOCK_FILE, FileState, Store, store_path
 
 Status = Literal["new", "changed", "unchanged", "deleted", "error"]
 PARSER_VERSION = "1"
@@ -67,6 +68,8 @@ class BuildReport:
     warnings: list[str] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     outputs: list[Path] = field(default_factory=list)
+    adopted: int = 0  # ids a new store took from the entries already in feeds/
+    notes: list[str] = field(default_factory=list)  # worth saying even without -v
     seconds: float = 0.0
 
     @property
@@ -87,10 +90,15 @@ class Publisher:
     """Owns one seeds dir, one store and one feeds dir, as the settings say."""
 
     def __init__(
-        self, settings: Settings, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        adopt_from: Path | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
+        self.adopt_from = adopt_from or settings.feeds_dir  # where a new store finds its ids
         self.seeds = settings.seeds_dir
         self.seed_pattern = settings.seed_pattern
         self.site = SiteWriter(settings)
@@ -112,8 +120,9 @@ class Publisher:
         """The main feed's documents (the first configured feed)."""
         return self.site.main_outputs()
 
-    def open_store(self) -> Store:
-        return Store(self.settings.state_dir / "feedsvc.sqlite3")
+    def open_store(self, *, verify: bool = False) -> Store:
+        """The store; ``verify`` reads every page first (``PRAGMA quick_check``)."""
+        return Store(store_path(self.settings.state_dir), verify=verify)
 
     def display(self, rel: str) -> str:
         """How a seed is named in messages: the seeds dir as configured, then the relative path."""
@@ -235,17 +244,29 @@ class Publisher:
 
     # --- publish: one transaction -------------------------------------------------------------
     def publish(self, store: Store, scan: ScanResult) -> BuildReport:
-        """Apply a scan to the store and write the feeds; all of it or (on error) none of it."""
+        """Apply a scan to the store and write the feeds; all of it or (on error) none of it.
+
+        Feeds are written before the commit, so a failed commit leaves new feeds over an old
+        store: the error says so, and the next build sees the feeds are not the ones the store
+        recorded and writes them again.
+        """
         report = BuildReport(outputs=self.outputs)
         now = self.clock()
+        committing = False
+        self.site.touched.clear()
         try:
             with store.transaction():
+                adopted = self._adopt(store, report)
                 changes = Changes(page_size=self.settings.archive_page_size)
                 resort = store.get_meta("members_fp") != self.site.membership_fp
                 if resort and not store.count_live():  # a fresh store: nothing to re-sort
                     store.set_meta("members_fp", self.site.membership_fp)
                     resort = False
                 for result in scan.results:
+                    article = result.article
+                    seen = adopted.entries.get(article.key) if adopted and article else None
+                    if article is not None and seen is not None and seen.shows(article):
+                        store.confirm_adopted(article.key, article.content_hash)
                     status = self._apply(store, result, now, changes)
                     if status == "deleted":
                         report.deleted += 1
@@ -259,14 +280,65 @@ class Publisher:
                         report.warnings.extend(result.article.warnings)
                 if resort:
                     self._place_all(store, changes)
+                if adopted is not None:
+                    self._adopt_places(store, adopted)
                 report.written = self.site.write(store, changes)
                 if scan.full:
                     store.set_meta("parse_fp", self._parse_fp)
                 report.errors = self._standing_errors(store)
                 report.total = store.count_live()
-        except (OSError, sqlite3.Error) as e:
-            raise PublishError(f"build abandoned, previous feeds and store kept: {e}") from e
+                committing = True
+        except StoreError as e:
+            raise StoreError(e.path, f"{e.reason}; {self._aftermath(committing)}") from e
+        except OSError as e:
+            where = e.filename2 or e.filename or self.settings.feeds_dir
+            raise PublishError(f"{where}: {os_cause(e)}; {self._aftermath(committing)}") from e
         return report
+
+    def _aftermath(self, committing: bool) -> str:
+        """What a failed publish left behind, truly: the feeds are old, new, or partly new."""
+        if committing:
+            return (
+                f"the feeds in {self.settings.feeds_dir} were written but the store could not "
+                "record them; the next build catches up"
+            )
+        touched = len(self.site.touched)
+        if touched:
+            return (
+                f"{touched} files in {self.settings.feeds_dir} were already rewritten; the store "
+                "is kept as it was and the next build rewrites the feeds from it"
+            )
+        return "nothing was published, the previous feeds and store are kept"
+
+    def _adopt(self, store: Store, report: BuildReport) -> Found | None:
+        """A store that never minted an id takes those feeds/ published (see ``adopt``)."""
+        if not store.needs_adoption():
+            return None
+        found = read_published(self.adopt_from)
+        for entry in found.entries.values():
+            if store.adopt_entry(
+                entry.key, entry.entry_id, published=entry.published, updated=entry.updated
+            ):
+                report.adopted += 1
+        store.adoption_done()
+        report.warnings.extend(found.skipped)
+        if report.adopted:
+            note = f"adopted {report.adopted} ids from {self.adopt_from} (a new store)"
+            report.notes.append(note)
+            report.warnings.append(note)  # the daemon logs warnings
+        return found
+
+    def _adopt_places(self, store: Store, found: Found) -> None:
+        """Adopted entries keep their archive pages, so no archive document changes."""
+        size = self.settings.archive_page_size
+        if not size or not found.archives:
+            return
+        for spec in self.site.specs(store):
+            folder = (self.settings.feeds_dir / spec.archive_file(0)).parent
+            places = found.places(folder, size)
+            for key, seq in (places or {}).items():
+                if any(m.feed == spec.name and m.seq is None for m in store.members_of(key)):
+                    store.set_seq(spec.name, key, seq)
 
     def _apply(
         self, store: Store, result: FileResult, now: datetime, changes: Changes
@@ -378,8 +450,8 @@ class Publisher:
         """Scan and publish under the state-dir lock; errors in seeds are values in the report."""
         start = time.perf_counter()
         with (
-            exclusive(self.settings.state_dir / "lock", timeout=lock_timeout),
-            self.open_store() as store,
+            exclusive(self.settings.state_dir / LOCK_FILE, timeout=lock_timeout),
+            self.open_store(verify=paths is None) as store,
         ):
             report = self.publish(store, self.scan(store, paths, on_file=on_file))
         report.seconds = time.perf_counter() - start

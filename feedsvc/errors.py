@@ -7,6 +7,7 @@ FeedsvcError
 │   └── SeedParseError     its bytes are not a valid seed (date line, UTF-8, empty body, ...)
 ├── SeedsDirError          the seeds folder (or a folder in it) is missing or unreadable: .path, .reason
 ├── PublishError           the store or the feeds could not be written
+│   └── StoreError         the state dir or the store in it cannot be used: .path, .reason
 ├── LockError              another feedsvc process holds the state directory
 ├── ServeError             the HTTP server could not start
 └── OldFeedError           an old feed (``import-ids``) cannot be read: .source, .reason
@@ -61,6 +62,15 @@ class SeedsDirError(FeedsvcError):
 
 class PublishError(FeedsvcError):
     """The store or a feed file could not be written; the previous state stays."""
+
+
+class StoreError(PublishError):
+    """The state directory or the store in it cannot be used (damaged, too new, unwritable)."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
 
 
 class LockError(FeedsvcError):
