@@ -77,6 +77,10 @@ class BuildReport:
         return not self.errors
 
 
+def _files(n: int) -> str:
+    return f"{n} file was" if n == 1 else f"{n} files were"
+
+
 def is_seed_name(name: str, pattern: str) -> bool:
     """Seed files match the pattern; hidden files and editor or transfer leftovers never do."""
     return (
@@ -289,6 +293,11 @@ class Publisher:
                 report.total = store.count_live()
                 committing = True
         except StoreError as e:
+            if e.damaged:  # the reason says what to do; only what was written is added
+                if not self.site.touched:
+                    raise
+                written = f" ({_files(len(self.site.touched))} rewritten in feeds)"
+                raise StoreError(e.path, e.reason + written, damaged=True) from e
             raise StoreError(e.path, f"{e.reason}; {self._aftermath(committing)}") from e
         except OSError as e:
             where = e.filename2 or e.filename or self.settings.feeds_dir
@@ -305,7 +314,7 @@ class Publisher:
         touched = len(self.site.touched)
         if touched:
             return (
-                f"{touched} files in {self.settings.feeds_dir} were already rewritten; the store "
+                f"{_files(touched)} in {self.settings.feeds_dir} already rewritten; the store "
                 "is kept as it was and the next build rewrites the feeds from it"
             )
         return "nothing was published, the previous feeds and store are kept"

@@ -65,11 +65,15 @@ class PublishError(FeedsvcError):
 
 
 class StoreError(PublishError):
-    """The state directory or the store in it cannot be used (damaged, too new, unwritable)."""
+    """The state directory or the store in it cannot be used (damaged, too new, unwritable).
 
-    def __init__(self, path: str | Path, reason: str) -> None:
+    ``damaged``: the file itself is bad (restore a backup or rebuild), not its surroundings.
+    """
+
+    def __init__(self, path: str | Path, reason: str, *, damaged: bool = False) -> None:
         self.path = str(path)
         self.reason = reason
+        self.damaged = damaged
         super().__init__(f"{self.path}: {reason}")
 
 

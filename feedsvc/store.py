@@ -22,6 +22,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from pydantic import ValidationError
+
 from ._causes import low_on_space, os_cause
 from ._lock import exclusive
 from .errors import StoreError
@@ -139,13 +141,22 @@ def store_path(state_dir: Path) -> Path:
     return state_dir / STORE_FILE
 
 
+def _one_line(text: str, limit: int = 200) -> str:
+    """Driver and check messages as one printable line, cut to ``limit`` characters."""
+    flat = "; ".join(part.strip() for part in text.splitlines() if part.strip())
+    flat = "".join(c if c.isprintable() else "?" for c in flat)
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 def _damaged(detail: str) -> str:
-    return f"the store is damaged ({detail}); {RECOVERY}"
+    return f"the store is damaged ({_one_line(detail)}); {RECOVERY}"
 
 
 def sqlite_cause(path: Path, e: sqlite3.Error) -> str:
     """``disk full (SQLITE_FULL)``: a driver error in words, with the code to search for."""
     name = getattr(e, "sqlite_errorname", None) or type(e).__name__
+    if "decode to UTF-8" in str(e):  # text the driver cannot read: garbage in a page
+        return _damaged(f"a text column holds bytes that are not UTF-8 ({name})")
     if name == "SQLITE_FULL" or (name.startswith("SQLITE_IOERR") and low_on_space(path.parent)):
         return f"disk full ({name})"
     if name.startswith("SQLITE_READONLY"):
@@ -158,11 +169,12 @@ def sqlite_cause(path: Path, e: sqlite3.Error) -> str:
         return f"locked by another process for too long ({name})"
     if name.startswith("SQLITE_IOERR"):
         return f"I/O error ({name})"
-    return f"{e} ({name})"
+    return f"{_one_line(str(e))} ({name})"
 
 
 def store_error(path: Path, e: sqlite3.Error) -> StoreError:
-    return StoreError(path, sqlite_cause(path, e))
+    reason = sqlite_cause(path, e)
+    return StoreError(path, reason, damaged=reason.endswith(RECOVERY))
 
 
 def _check_header(path: Path) -> None:
@@ -182,7 +194,9 @@ def _check_header(path: Path) -> None:
     if not header:
         return
     if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
-        raise StoreError(path, _damaged("not an SQLite database: the header is wrong"))
+        raise StoreError(
+            path, _damaged("not an SQLite database: the header is wrong"), damaged=True
+        )
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(header[28:32], "big")
@@ -190,7 +204,9 @@ def _check_header(path: Path) -> None:
     wal = path.with_name(path.name + "-wal")
     if valid and size < pages * page_size and not (wal.exists() and wal.stat().st_size):
         raise StoreError(
-            path, _damaged(f"cut short: {size} bytes, the header says {pages * page_size}")
+            path,
+            _damaged(f"cut short: {size} bytes, the header says {pages * page_size}"),
+            damaged=True,
         )
 
 
@@ -212,7 +228,9 @@ def _schema_version(db: sqlite3.Connection, path: Path) -> int | None:
         raise StoreError(path, "not a feedsvc store (no meta table); give feedsvc its own file")
     row = db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
     if row is None or not str(row[0]).isdigit():
-        raise StoreError(path, _damaged(f"schema version {row[0] if row else 'missing'!r}"))
+        raise StoreError(
+            path, _damaged(f"schema version {row[0] if row else 'missing'!r}"), damaged=True
+        )
     return int(row[0])
 
 
@@ -263,7 +281,7 @@ class Store:
             if verify:
                 problem = _quick_check(self._db)
                 if problem is not None:
-                    raise StoreError(path, _damaged(problem))
+                    raise StoreError(path, _damaged(problem), damaged=True)
             self._prepare()
         except sqlite3.Error as e:
             self._db.close()
@@ -316,10 +334,17 @@ class Store:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        """Close; a driver error that got this far leaves as a ``StoreError``."""
+        """Close; a driver error that got this far leaves as a ``StoreError``.
+
+        So does an article stored here that no longer validates: only garbage in the file
+        makes the JSON we wrote unreadable.
+        """
         self.close()
         if isinstance(exc, sqlite3.Error):
             raise store_error(self.path, exc) from exc
+        if isinstance(exc, ValidationError) and exc.title == Article.__name__:
+            detail = f"an article stored in it does not validate: {exc.errors()[0]['msg']}"
+            raise StoreError(self.path, _damaged(detail), damaged=True) from exc
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -686,7 +711,7 @@ def _summary(db: sqlite3.Connection, path: Path) -> StoreSummary:
 def _verified(db: sqlite3.Connection, path: Path) -> StoreSummary:
     problem = _quick_check(db)
     if problem is not None:
-        raise StoreError(path, _damaged(problem))
+        raise StoreError(path, _damaged(problem), damaged=True)
     return _summary(db, path)
 
 
@@ -721,7 +746,7 @@ def _copy(source: Path, target: Path, *, restored: bool) -> StoreSummary:
                 dst.execute("DELETE FROM meta WHERE name = 'render_fp'")
             problem = _quick_check(dst)
             if problem is not None:
-                raise StoreError(source, _damaged(problem))
+                raise StoreError(source, _damaged(problem), damaged=True)
             summary = _summary(dst, tmp)
         finally:
             dst.close()
