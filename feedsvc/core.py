@@ -305,7 +305,7 @@ class Publisher:
         return report
 
     def _aftermath(self, committing: bool) -> str:
-        """What a failed publish left behind, truly: the feeds are old, new, or partly new."""
+        """What a failed build left behind, truly: the feeds are old, new, or partly new."""
         if committing:
             return (
                 f"the feeds in {self.settings.feeds_dir} were written but the store could not "
@@ -314,7 +314,7 @@ class Publisher:
         touched = len(self.site.touched)
         if touched:
             return (
-                f"{_files(touched)} in {self.settings.feeds_dir} already rewritten; the store "
+                f"{_files(touched)} already rewritten in {self.settings.feeds_dir}; the store "
                 "is kept as it was and the next build rewrites the feeds from it"
             )
         return "nothing was published, the previous feeds and store are kept"
@@ -458,11 +458,19 @@ class Publisher:
     ) -> BuildReport:
         """Scan and publish under the state-dir lock; errors in seeds are values in the report."""
         start = time.perf_counter()
-        with (
-            exclusive(self.settings.state_dir / LOCK_FILE, timeout=lock_timeout),
-            self.open_store(verify=paths is None) as store,
-        ):
-            report = self.publish(store, self.scan(store, paths, on_file=on_file))
+        publishing = False
+        try:
+            with (
+                exclusive(self.settings.state_dir / LOCK_FILE, timeout=lock_timeout),
+                self.open_store(verify=paths is None) as store,
+            ):
+                scan = self.scan(store, paths, on_file=on_file)
+                publishing = True  # from here on, ``publish`` says what its failure left
+                report = self.publish(store, scan)
+        except StoreError as e:
+            if publishing or e.damaged:
+                raise
+            raise StoreError(e.path, f"{e.reason}; {self._aftermath(False)}") from e
         report.seconds = time.perf_counter() - start
         return report
 

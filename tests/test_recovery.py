@@ -7,7 +7,11 @@ deleted (with its WAL) the way an operator would, and the rebuilt feeds are read
 from __future__ import annotations
 
 import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -157,3 +161,138 @@ def test_what_changed_while_the_store_was_lost_is_published_rightly(history: Pro
     )
     assert history.build().exit_code == 0
     assert _entries(history.feeds)[_key(2)]["id"] == before[_key(2)]["id"]
+
+
+# --- I/O failures: real read-only mounts and full disks ------------------------------------
+def _mount(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
+
+
+@contextmanager
+def _mounted(target: Path, *args: str) -> Iterator[Path]:
+    """``mount ARGS target`` for the test's length. Needs root (CI runs as root: fail there)."""
+    target.mkdir(parents=True, exist_ok=True)
+    done = _mount(*args, str(target)) if os.geteuid() == 0 else None
+    if done is None or done.returncode != 0:
+        why = "not root" if done is None else done.stderr.strip()
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"mount is needed for this fault and works on CI: {why}")
+        pytest.skip(f"cannot mount here ({why})")
+    try:
+        yield target
+    finally:
+        subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+@contextmanager
+def _read_only(folder: Path) -> Iterator[Path]:
+    with _mounted(folder, "--bind", str(folder)):
+        remount = _mount("-o", "remount,ro,bind", str(folder))
+        assert remount.returncode == 0, remount.stderr
+        yield folder
+
+
+def _fill(folder: Path, *, leave: int = 0) -> None:
+    """Fill the file system holding ``folder`` to the last block, then free ``leave`` bytes."""
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        with suppress(OSError):
+            while os.write(fd, b"\0" * 4096):
+                pass
+        if leave:
+            os.ftruncate(fd, os.fstat(fd).st_size - leave)
+    finally:
+        os.close(fd)
+
+
+def _one_line(result: Any, *parts: str) -> None:
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exception  # no traceback
+    assert result.output.count("\n") == 1, result.output
+    for part in parts:
+        assert part in result.output, result.output
+
+
+def test_a_read_only_state_dir_is_one_line_for_build_run_and_backup(
+    project: Project, tmp_path: Path
+) -> None:
+    project.write_seed(f"001_{_key(1)}.txt", seed_text())
+    assert project.build().exit_code == 0
+    before = _files(project.feeds)
+    project.write_seed(f"002_{_key(2)}.txt", seed_text("Neu.", date="2024-12"))
+    with _read_only(project.state):
+        _one_line(
+            project.build(),
+            f"{project.state / 'lock'}: cannot take the lock: read-only file system (EROFS)",
+            "nothing was published, the previous feeds and store are kept",
+        )
+        run = CliRunner().invoke(main, ["run", "--no-serve", "--config", str(project.config)])
+        _one_line(run, "read-only file system (EROFS)")
+        backup = CliRunner().invoke(
+            main, ["store", "backup", str(tmp_path / "b"), "--config", str(project.config)]
+        )
+        assert backup.exit_code == 0, backup.output  # reading a read-only store works
+    assert _files(project.feeds) == before
+    assert "2 articles (1 new" in project.build().output
+
+
+def test_a_full_state_disk_says_disk_full_and_nothing_was_published(project: Project) -> None:
+    project.write_seed(f"001_{_key(1)}.txt", seed_text())
+    with _mounted(project.state, "-t", "tmpfs", "-o", "size=1m", "tmpfs"):
+        assert project.build().exit_code == 0
+        before = _files(project.feeds)
+        project.write_seed(f"002_{_key(2)}.txt", seed_text("Neu.", date="2024-12"))
+        _fill(project.state)
+
+        _one_line(
+            project.build(),
+            f"{project.state / 'feedsvc.sqlite3'}: disk full (SQLITE_",
+            "nothing was published, the previous feeds and store are kept",
+        )
+        assert _files(project.feeds) == before
+
+        (project.state / "filler").unlink()
+        assert "2 articles (1 new" in project.build().output
+
+
+def test_a_commit_that_fails_after_the_feeds_were_written_says_so_and_catches_up(
+    project: Project,
+) -> None:
+    project.write_seed(f"001_{_key(1)}.txt", seed_text())
+    with _mounted(project.state, "-t", "tmpfs", "-o", "size=1m", "tmpfs"):
+        assert project.build().exit_code == 0
+        project.write_seed(f"002_{_key(2)}.txt", seed_text("Neu.", date="2024-12"))
+        # room for the WAL index (32 KiB) but not for the pages the commit writes
+        _fill(project.state, leave=36 * 1024)
+
+        _one_line(
+            project.build(),
+            f"{project.state / 'feedsvc.sqlite3'}: disk full (SQLITE_FULL)",
+            "were written but the store could not record them; the next build catches up",
+        )
+        assert len(project.atom().entries) == 2  # true: the new feeds are out
+        written = _files(project.feeds)
+
+        (project.state / "filler").unlink()
+        caught_up = project.build()
+        assert "2 articles (1 new" in caught_up.output  # the store learns the new seed
+        assert _files(project.feeds) == written  # under the id the feeds already carry
+        assert "(unchanged)" in project.build().output
+
+
+def test_a_full_feeds_disk_names_the_feeds_and_keeps_the_store(project: Project) -> None:
+    project.write_seed(f"001_{_key(1)}.txt", seed_text())
+    with _mounted(project.feeds, "-t", "tmpfs", "-o", "size=256k", "tmpfs"):
+        assert project.build().exit_code == 0
+        project.write_seed(f"002_{_key(2)}.txt", seed_text("Neu.", date="2024-12"))
+        _fill(project.feeds)
+
+        _one_line(
+            project.build(),
+            f"{project.feeds}: disk full (ENOSPC)",
+            "nothing was published, the previous feeds and store are kept",
+        )
+
+        (project.feeds / "filler").unlink()
+        assert "2 articles (1 new" in project.build().output
+        assert len(project.atom().entries) == 2
