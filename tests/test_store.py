@@ -16,7 +16,7 @@ import feedsvc.store
 from feedsvc.cli import main
 from feedsvc.config import load_settings
 from feedsvc.core import Publisher
-from feedsvc.errors import StoreError
+from feedsvc.errors import FeedsvcError
 from feedsvc.store import Store
 
 from .conftest import Project, seed_text
@@ -228,7 +228,7 @@ def test_a_failed_migration_changes_nothing(
             3: "CREATE TABLE extra (x INTEGER); ALTER TABLE no_such_table ADD COLUMN y;",
         },
     )
-    with pytest.raises(StoreError, match="no such table: no_such_table"):
+    with pytest.raises(FeedsvcError, match="no such table: no_such_table"):
         Store(_db(project))
     assert _schema(project) == "1"
     db = sqlite3.connect(_db(project))
@@ -236,7 +236,7 @@ def test_a_failed_migration_changes_nothing(
     assert db.execute("SELECT name FROM sqlite_schema WHERE name = 'extra'").fetchone() is None
     db.close()
     monkeypatch.setattr(feedsvc.store, "MIGRATIONS", {3: "SELECT 1;"})
-    with pytest.raises(StoreError, match="no migration from schema 1 to 2"):
+    with pytest.raises(FeedsvcError, match="no migration from schema 1 to 2"):
         Store(_db(project))
 
 
