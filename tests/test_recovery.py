@@ -163,6 +163,18 @@ def test_what_changed_while_the_store_was_lost_is_published_rightly(history: Pro
     assert _entries(history.feeds)[_key(2)]["id"] == before[_key(2)]["id"]
 
 
+def test_import_ids_on_a_lost_store_adopts_the_published_ids_first(
+    history: Project, tmp_path: Path
+) -> None:
+    before = _entries(history.feeds)
+    _lose_store(history)
+    result = CliRunner().invoke(
+        main, ["import-ids", str(tmp_path / "old.xml"), "--config", str(history.config)]
+    )
+    assert result.exit_code == 0, result.output
+    assert _entries(history.feeds) == before
+
+
 # --- I/O failures: real read-only mounts and full disks ------------------------------------
 def _mount(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
