@@ -307,13 +307,22 @@ def _config_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @main.group("store", epilog="Example: feedsvc store backup /var/backups/feedsvc.sqlite3")
-def store_group() -> None:
+@_config_option
+@click.pass_context
+def store_group(ctx: click.Context, config: Path | None) -> None:
     """Check, back up and restore the store: the id ledger in the state directory.
 
     Losing the store loses no ids: a new store adopts the ids and dates published in the
     feeds directory. A backup also keeps what feeds cannot carry (the stat cache, deleted
-    articles' ids, seed errors).
+    articles' ids, seed errors). --config goes before or after the subcommand.
     """
+    ctx.obj = config
+
+
+def _store_settings(config: Path | None) -> Settings:
+    """Settings for a ``store`` subcommand: its own --config, else the group's."""
+    given = config or click.get_current_context().find_object(Path)
+    return _settings(given, None, None)
 
 
 @store_group.command("check")
@@ -328,7 +337,7 @@ def store_check(config: Path | None) -> None:
     from .store import check_store, store_path
 
     try:
-        summary = check_store(store_path(_settings(config, None, None).state_dir))
+        summary = check_store(store_path(_store_settings(config).state_dir))
     except FeedsvcError as e:
         raise click.ClickException(str(e)) from e
     click.echo(
@@ -354,7 +363,7 @@ def store_backup(target: Path, config: Path | None) -> None:
     from .store import backup_store
 
     try:
-        settings = _settings(config, None, None)
+        settings = _store_settings(config)
         summary = backup_store(settings.state_dir, target)
     except FeedsvcError as e:
         raise click.ClickException(str(e)) from e
@@ -383,7 +392,7 @@ def store_restore(backup: Path, config: Path | None) -> None:
     from .store import REPLACED_SUFFIX, restore_store
 
     try:
-        settings = _settings(config, None, None)
+        settings = _store_settings(config)
         summary = restore_store(settings.state_dir, backup, lock_timeout=LOCK_TIMEOUT)
     except FeedsvcError as e:
         raise click.ClickException(str(e)) from e

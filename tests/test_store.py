@@ -20,6 +20,8 @@ from feedsvc.errors import FeedsvcError
 from feedsvc.store import Store
 
 from .conftest import Project, seed_text
+from .harness import Daemon, make_site, seed_name, wait_for, write
+from .harness import feedsvc as run_feedsvc
 
 ADVICE = "restore a backup with 'feedsvc store restore BACKUP'"
 
@@ -319,3 +321,27 @@ def test_store_commands_have_help(project: Project) -> None:
         result = CliRunner().invoke(main, ["store", command, "--help"])
         assert result.exit_code == 0
         assert "Example" in result.output
+
+
+def test_backups_while_the_daemon_builds_are_whole(tmp_path: Path) -> None:
+    """`store backup` next to a running `feedsvc run` that keeps publishing new seeds."""
+    site = make_site(tmp_path / "site")
+    write(site / "seeds" / seed_name(1), seed_text("Meldung 1 des Tages."))
+    daemon = Daemon(site, serve=False)
+    try:
+        for n in range(2, 6):
+            write(site / "seeds" / seed_name(n), seed_text(f"Meldung {n} des Tages."))
+            backup = tmp_path / f"backup{n}.sqlite3"
+            result = run_feedsvc(site, "store", "backup", str(backup))
+            assert result.returncode == 0, result.stderr
+            copy = sqlite3.connect(backup)
+            assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            (count,) = copy.execute("SELECT COUNT(*) FROM articles").fetchone()
+            copy.close()
+            assert n - 1 <= count <= n  # the last committed build, never half of one
+            wait_for(lambda n=n: daemon.logged(f"build: {n} articles"), what=f"{n} articles built")
+    finally:
+        assert daemon.stop() == 0
+    last = tmp_path / "backup5.sqlite3"
+    assert run_feedsvc(site, "store", "restore", str(last)).returncode == 0
+    assert "5 articles" in run_feedsvc(site, "build").stdout
