@@ -7,7 +7,10 @@ deleted (with its WAL) the way an operator would, and the rebuilt feeds are read
 from __future__ import annotations
 
 import os
+import resource
+import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -290,6 +293,33 @@ def test_a_commit_that_fails_after_the_feeds_were_written_says_so_and_catches_up
         assert "2 articles (1 new" in caught_up.output  # the store learns the new seed
         assert _files(project.feeds) == written  # under the id the feeds already carry
         assert "(unchanged)" in project.build().output
+
+
+def test_a_file_size_limit_at_the_commit_is_one_true_line_without_root(
+    project: Project,
+) -> None:
+    """RLIMIT_FSIZE (``ulimit -f``, systemd's LimitFSIZE=) fails the WAL at the commit."""
+    project.write_seed(f"001_{_key(1)}.txt", seed_text())
+    assert project.build().exit_code == 0
+    project.write_seed(f"002_{_key(2)}.txt", seed_text("Neu.", date="2024-12"))
+
+    def limited() -> None:  # the WAL index (32 KiB) fits, the commit's WAL frames do not
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (32 * 1024, 32 * 1024))
+
+    done = subprocess.run(
+        [sys.executable, "-c", "from feedsvc.cli import main; main()", "build", "--config",
+         str(project.config)],
+        capture_output=True, text=True, timeout=60, preexec_fn=limited,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert f"{project.state / 'feedsvc.sqlite3'}: I/O error (SQLITE_IOERR_WRITE)" in done.stderr
+    assert "may write files of 32768 bytes at most" in done.stderr
+    assert "were written but the store could not record them" in done.stderr
+    written = _files(project.feeds)
+    assert "2 articles (1 new" in project.build().output
+    assert _files(project.feeds) == written
 
 
 def test_a_full_feeds_disk_names_the_feeds_and_keeps_the_store(project: Project) -> None:
