@@ -306,12 +306,12 @@ class Publisher:
 
     def _aftermath(self, committing: bool) -> str:
         """What a failed build left behind, truly: the feeds are old, new, or partly new."""
-        if committing:
+        touched = len(self.site.touched)
+        if committing and touched:
             return (
                 f"the feeds in {self.settings.feeds_dir} were written but the store could not "
                 "record them; the next build catches up"
             )
-        touched = len(self.site.touched)
         if touched:
             return (
                 f"{_files(touched)} already rewritten in {self.settings.feeds_dir}; the store "
