@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -168,6 +169,9 @@ def sqlite_cause(path: Path, e: sqlite3.Error) -> str:
     if name.startswith("SQLITE_BUSY"):
         return f"locked by another process for too long ({name})"
     if name.startswith("SQLITE_IOERR"):
+        cap, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+        if cap != resource.RLIM_INFINITY:  # EFBIG: SQLite cannot tell it from other errors
+            return f"I/O error ({name}); this process may write files of {cap} bytes at most"
         return f"I/O error ({name})"
     return f"{_one_line(str(e))} ({name})"
 
