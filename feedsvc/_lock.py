@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import LockError
+from ._causes import os_cause
+from .errors import LockError, StoreError
 
 POLL_SECONDS = 0.05
 
@@ -19,9 +20,16 @@ def exclusive(path: Path, *, timeout: float) -> Iterator[None]:
     """Hold ``path`` locked; wait up to ``timeout`` s for another process, then ``LockError``.
 
     The kernel drops the lock when the holder dies, so a killed build never leaves it stuck.
+    A state directory that cannot be created or written is a ``StoreError`` naming the path.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        where = e.filename or path
+        raise StoreError(
+            where, f"cannot take the lock: {os_cause(e)}; the state directory must be writable"
+        ) from e
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -36,8 +44,11 @@ def exclusive(path: Path, *, timeout: float) -> Iterator[None]:
                         f"directory; waited {timeout:g} s"
                     ) from None
                 time.sleep(POLL_SECONDS)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        except OSError as e:
+            raise StoreError(path, f"cannot write the lock holder's pid: {os_cause(e)}") from e
         yield
     finally:
         os.close(fd)

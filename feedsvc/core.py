@@ -9,7 +9,6 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
-import sqlite3
 import stat
 import time
 import unicodedata
@@ -19,7 +18,9 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Literal
 
+from ._causes import os_cause
 from ._lock import exclusive
+from .adopt import Found, read_published
 from .config import Settings
 from .errors import (
     MassDeletionError,
@@ -28,11 +29,12 @@ from .errors import (
     SeedPathError,
     SeedReadError,
     SeedsDirError,
+    StoreError,
 )
 from .models import Article
 from .parsing import parse_seed, printable_path, read_seed, seed_key
 from .site import Changes, SiteWriter
-from .store import FileState, Store
+from .store import LOCK_FILE, FileState, Store, store_path
 
 Status = Literal["new", "changed", "unchanged", "deleted", "error"]
 PARSER_VERSION = "1"
@@ -84,6 +86,8 @@ class BuildReport:
     warnings: list[str] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     outputs: list[Path] = field(default_factory=list)
+    adopted: int = 0  # ids a new store took from the entries already in feeds/
+    notes: list[str] = field(default_factory=list)  # worth saying even without -v
     seconds: float = 0.0
 
     @property
@@ -143,6 +147,10 @@ def _reason(error: OSError) -> str:
     return f"cannot read: {error.strerror or error}"
 
 
+def _files(n: int) -> str:
+    return f"{n} file was" if n == 1 else f"{n} files were"
+
+
 def is_seed_name(name: str, pattern: str) -> bool:
     """Seed files match the pattern; hidden files and editor or transfer leftovers never do."""
     return (
@@ -158,10 +166,15 @@ class Publisher:
     racy_ns: int = RACY_NS  # see RACY_NS; a test may narrow it to see the stat comparison alone
 
     def __init__(
-        self, settings: Settings, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        adopt_from: Path | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
+        self.adopt_from = adopt_from or settings.feeds_dir  # where a new store finds its ids
         self.seeds = settings.seeds_dir
         self.seed_pattern = settings.seed_pattern
         self.site = SiteWriter(settings)
@@ -177,8 +190,9 @@ class Publisher:
         """The main feed's documents (the first configured feed)."""
         return self.site.main_outputs()
 
-    def open_store(self) -> Store:
-        return Store(self.settings.state_dir / "feedsvc.sqlite3")
+    def open_store(self, *, verify: bool = False) -> Store:
+        """The store; ``verify`` reads every page first (``PRAGMA quick_check``)."""
+        return Store(store_path(self.settings.state_dir), verify=verify)
 
     def display(self, rel: str) -> str:
         """How a seed is named in messages: the seeds dir as configured, then the relative path.
@@ -409,12 +423,18 @@ class Publisher:
         """Apply a scan to the store and write the feeds; all of it or (on error) none of it.
 
         Raises ``MassDeletionError`` (nothing written) when the scan would unpublish more
-        articles than ``max_delete`` allows (see ``deletion_limit``).
+        articles than ``max_delete`` allows (see ``deletion_limit``). Feeds are written before
+        the commit, so a failed commit leaves new feeds over an old store: the error says so,
+        and the next build sees the feeds are not the ones the store recorded and writes them
+        again.
         """
         report = BuildReport(outputs=self.outputs)
         now = self.clock()
+        committing = False
+        self.site.touched.clear()
         try:
             with store.transaction():
+                adopted = self._adopt(store, report)
                 published = store.count_live()
                 unpublished: set[str] = set()  # keys live before and not (yet) again
                 changes = Changes(page_size=self.settings.archive_page_size)
@@ -423,6 +443,10 @@ class Publisher:
                     store.set_meta("members_fp", self.site.membership_fp)
                     resort = False
                 for result in scan.results:
+                    article = result.article
+                    seen = adopted.entries.get(article.key) if adopted and article else None
+                    if article is not None and seen is not None and seen.shows(article):
+                        store.confirm_adopted(article.key, article.content_hash)
                     status = self._apply(store, result, now, changes, unpublished)
                     if status == "deleted":
                         report.deleted += 1
@@ -444,14 +468,25 @@ class Publisher:
                     )
                 if resort:
                     self._place_all(store, changes)
+                if adopted is not None:
+                    self._adopt_places(store, adopted)
                 report.written = self.site.write(store, changes)
                 if scan.full:
                     store.set_meta("parse_fp", self._parse_fp)
                     store.set_meta("scan_ns", str(scan.started_ns))
                 report.errors = self._standing_errors(store)
                 report.total = store.count_live()
-        except (OSError, sqlite3.Error) as e:
-            raise PublishError(f"build abandoned, previous feeds and store kept: {e}") from e
+                committing = True
+        except StoreError as e:
+            if e.damaged:  # the reason says what to do; only what was written is added
+                if not self.site.touched:
+                    raise
+                written = f" ({_files(len(self.site.touched))} rewritten in feeds)"
+                raise StoreError(e.path, e.reason + written, damaged=True) from e
+            raise StoreError(e.path, f"{e.reason}; {self._aftermath(committing)}") from e
+        except OSError as e:
+            where = e.filename2 or e.filename or self.settings.feeds_dir
+            raise PublishError(f"{where}: {os_cause(e)}; {self._aftermath(committing)}") from e
         return report
 
     def deletion_limit(self, published: int, max_delete: MaxDelete = None) -> int | None:
@@ -466,6 +501,51 @@ class Publisher:
         if max_delete is not None:
             return max_delete
         return max(1, int(published * self.settings.max_delete_fraction))
+
+    def _aftermath(self, committing: bool) -> str:
+        """What a failed build left behind, truly: the feeds are old, new, or partly new."""
+        touched = len(self.site.touched)
+        if committing and touched:
+            return (
+                f"the feeds in {self.settings.feeds_dir} were written but the store could not "
+                "record them; the next build catches up"
+            )
+        if touched:
+            return (
+                f"{_files(touched)} already rewritten in {self.settings.feeds_dir}; the store "
+                "is kept as it was and the next build rewrites the feeds from it"
+            )
+        return "nothing was published, the previous feeds and store are kept"
+
+    def _adopt(self, store: Store, report: BuildReport) -> Found | None:
+        """A store that never minted an id takes those feeds/ published (see ``adopt``)."""
+        if not store.needs_adoption():
+            return None
+        found = read_published(self.adopt_from)
+        for entry in found.entries.values():
+            if store.adopt_entry(
+                entry.key, entry.entry_id, published=entry.published, updated=entry.updated
+            ):
+                report.adopted += 1
+        store.adoption_done()
+        report.warnings.extend(found.skipped)
+        if report.adopted:
+            note = f"adopted {report.adopted} ids from {self.adopt_from} (a new store)"
+            report.notes.append(note)
+            report.warnings.append(note)  # the daemon logs warnings
+        return found
+
+    def _adopt_places(self, store: Store, found: Found) -> None:
+        """Adopted entries keep their archive pages, so no archive document changes."""
+        size = self.settings.archive_page_size
+        if not size or not found.archives:
+            return
+        for spec in self.site.specs(store):
+            folder = (self.settings.feeds_dir / spec.archive_file(0)).parent
+            places = found.places(folder, size)
+            for key, seq in (places or {}).items():
+                if any(m.feed == spec.name and m.seq is None for m in store.members_of(key)):
+                    store.set_seq(spec.name, key, seq)
 
     def _apply(
         self,
@@ -607,12 +687,19 @@ class Publisher:
         """
         start = time.perf_counter()
         self.require_seeds_dir()  # before the state dir and the store are created
-        with (
-            exclusive(self.settings.state_dir / "lock", timeout=lock_timeout),
-            self.open_store() as store,
-        ):
-            scan = self.scan(store, paths, on_file=on_file, explicit=explicit)
-            report = self.publish(store, scan, max_delete=max_delete)
+        publishing = False
+        try:
+            with (
+                exclusive(self.settings.state_dir / LOCK_FILE, timeout=lock_timeout),
+                self.open_store(verify=paths is None) as store,
+            ):
+                scan = self.scan(store, paths, on_file=on_file, explicit=explicit)
+                publishing = True  # from here on, ``publish`` says what its failure left
+                report = self.publish(store, scan, max_delete=max_delete)
+        except StoreError as e:
+            if publishing or e.damaged:
+                raise
+            raise StoreError(e.path, f"{e.reason}; {self._aftermath(False)}") from e
         report.seconds = time.perf_counter() - start
         return report
 

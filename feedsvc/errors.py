@@ -9,6 +9,7 @@ FeedsvcError
 ├── SeedPathError          paths named for ``build SEED...`` that are not seeds: .problems
 ├── MassDeletionError      a build would unpublish too much: .would_delete, .published, .limit
 ├── PublishError           the store or the feeds could not be written
+│   └── StoreError         the state dir or the store in it cannot be used: .path, .reason
 ├── LockError              another feedsvc process holds the state directory
 ├── ServeError             the HTTP server could not start
 └── OldFeedError           an old feed (``import-ids``) cannot be read: .source, .reason
@@ -92,6 +93,19 @@ class MassDeletionError(FeedsvcError):
 
 class PublishError(FeedsvcError):
     """The store or a feed file could not be written; the previous state stays."""
+
+
+class StoreError(PublishError):
+    """The state directory or the store in it cannot be used (damaged, too new, unwritable).
+
+    ``damaged``: the file itself is bad (restore a backup or rebuild), not its surroundings.
+    """
+
+    def __init__(self, path: str | Path, reason: str, *, damaged: bool = False) -> None:
+        self.path = str(path)
+        self.reason = reason
+        self.damaged = damaged
+        super().__init__(f"{self.path}: {reason}")
 
 
 class LockError(FeedsvcError):

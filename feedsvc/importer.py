@@ -332,7 +332,11 @@ def import_ids(
         if dry_run:
             update["state_dir"] = scratch / "state"
             _copy_store(_store_file(settings.state_dir), _store_file(update["state_dir"]))
-        work = Publisher(settings.model_copy(update=update), clock=publisher.clock)
+        work = Publisher(
+            settings.model_copy(update=update),
+            clock=publisher.clock,
+            adopt_from=settings.feeds_dir,  # a new store takes the published ids first
+        )
         work.build(lock_timeout=lock_timeout)
         with (
             exclusive(work.settings.state_dir / "lock", timeout=lock_timeout),

@@ -74,6 +74,7 @@ class SiteWriter:
         self.settings = settings
         self.root = settings.feeds_dir
         self.tmp = settings.feeds_dir / TMP_DIR
+        self.touched: list[Path] = []  # every file written since the caller cleared it
         base = settings.base_url
         self.meta = FeedMeta(
             base_url=base,
@@ -344,6 +345,7 @@ class SiteWriter:
         path = self.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         written = [path] if write_atomic(path, data, durable=durable, tmp_dir=self.tmp) else []
+        self.touched += written
         gz = path.with_name(path.name + ".gz")
         if compress and self.settings.gzip_feeds and (written or _older(gz, path)):
             packed = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)

@@ -2,32 +2,52 @@
 
 SQLite (WAL) behind a small interface with portable SQL (``INSERT ... ON CONFLICT``), so another
 backend can follow. One transaction per build: a killed build leaves the store as it was.
+
+Opening checks what is cheap on every open (the file header, the schema version) and, when
+asked (every full build, ``feedsvc store check``), runs ``PRAGMA quick_check``, which reads the
+whole file. Every driver error leaves this module as a one-line ``StoreError`` naming the file
+and the cause; a damaged store says how to get back (``restore_store`` or adoption).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import resource
 import sqlite3
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
-from .errors import PublishError
+from pydantic import ValidationError
+
+from ._causes import low_on_space, os_cause
+from ._lock import exclusive
+from .errors import StoreError
 from .models import Article
 
+STORE_FILE = "feedsvc.sqlite3"  # in state_dir, with its -wal and -shm beside it
+LOCK_FILE = "lock"  # in state_dir: held by every build (``_lock.exclusive``)
+REPLACED_SUFFIX = ".replaced"  # what ``restore_store`` keeps of the store it replaced
 SCHEMA_VERSION = "2"
-
-# Upgrades of an older store: target version -> the SQL that brings the previous one there
-# (statements separated by ';'). Applied in order at open, in one transaction.
+# target version -> the SQL that upgrades a store from the version before it. Applied in order,
+# all in one transaction, when a store with an older schema is opened.
 MIGRATIONS: dict[int, str] = {
     # v2: ctime and inode join size and mtime in change detection; 0 matches no real file, so
     # every file of a v1 store is read (hashed) once more on the next build.
     2: "ALTER TABLE files ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE files ADD COLUMN inode INTEGER NOT NULL DEFAULT 0",
 }
+ADOPTED_HASH = "adopted"  # content_hash of a ledger row taken from feeds/, until a seed confirms it
+SQLITE_MAGIC = b"SQLite format 3\x00"
+RECOVERY = (
+    "restore a backup with 'feedsvc store restore BACKUP', or move the file away (with its -wal "
+    "and -shm files) and build again: a new store adopts the ids published in feeds/"
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -121,37 +141,204 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
-class Store:
-    """SQLite in ``state_dir/feedsvc.sqlite3``; use as a context manager."""
+@dataclass(frozen=True, slots=True)
+class StoreSummary:
+    """What ``check_store``, ``backup_store`` and ``restore_store`` report about a store file."""
 
-    def __init__(self, path: Path) -> None:
+    path: Path
+    schema: int
+    articles: int  # ledger entries, published or not
+    live: int  # published articles
+    size: int  # bytes of the main file
+
+
+def store_path(state_dir: Path) -> Path:
+    return state_dir / STORE_FILE
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    """Driver and check messages as one printable line, cut to ``limit`` characters."""
+    flat = "; ".join(part.strip() for part in text.splitlines() if part.strip())
+    flat = "".join(c if c.isprintable() else "?" for c in flat)
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _damaged(detail: str) -> str:
+    return f"the store is damaged ({_one_line(detail)}); {RECOVERY}"
+
+
+def sqlite_cause(path: Path, e: sqlite3.Error) -> str:
+    """``disk full (SQLITE_FULL)``: a driver error in words, with the code to search for."""
+    name = getattr(e, "sqlite_errorname", None) or type(e).__name__
+    if "decode to UTF-8" in str(e):  # text the driver cannot read: garbage in a page
+        return _damaged(f"a text column holds bytes that are not UTF-8 ({name})")
+    if name == "SQLITE_FULL" or (name.startswith("SQLITE_IOERR") and low_on_space(path.parent)):
+        return f"disk full ({name})"
+    if name.startswith("SQLITE_READONLY"):
+        return f"read-only: the store cannot be written ({name}); check the mount and permissions"
+    if name.startswith("SQLITE_CANTOPEN"):
+        return f"cannot open the store ({name}); the state directory must exist and be writable"
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return _damaged(f"{e} ({name})")
+    if name.startswith("SQLITE_BUSY"):
+        return f"locked by another process for too long ({name})"
+    if name.startswith("SQLITE_IOERR"):
+        cap, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+        if cap != resource.RLIM_INFINITY:  # EFBIG: SQLite cannot tell it from other errors
+            return f"I/O error ({name}); this process may write files of {cap} bytes at most"
+        return f"I/O error ({name})"
+    return f"{_one_line(str(e))} ({name})"
+
+
+def store_error(path: Path, e: sqlite3.Error) -> StoreError:
+    reason = sqlite_cause(path, e)
+    return StoreError(path, reason, damaged=reason.endswith(RECOVERY))
+
+
+def _check_header(path: Path) -> None:
+    """Cheap checks before SQLite sees the file: its magic, and that it is not cut short.
+
+    A missing or empty file is a new store. The size check trusts the header's page count only
+    when SQLite marks it valid, and only without a WAL (a checkpoint may still extend the file).
+    """
+    try:
+        with open(path, "rb") as f:
+            header = f.read(100)
+            size = os.fstat(f.fileno()).st_size
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise StoreError(path, f"cannot read the store: {os_cause(e)}") from e
+    if not header:
+        return
+    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
+        raise StoreError(
+            path, _damaged("not an SQLite database: the header is wrong"), damaged=True
+        )
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    valid = pages and header[24:28] == header[92:96]
+    wal = path.with_name(path.name + "-wal")
+    if valid and size < pages * page_size and not (wal.exists() and wal.stat().st_size):
+        raise StoreError(
+            path,
+            _damaged(f"cut short: {size} bytes, the header says {pages * page_size}"),
+            damaged=True,
+        )
+
+
+def _quick_check(db: sqlite3.Connection) -> str | None:
+    """The first problem ``PRAGMA quick_check`` finds (it reads every page), or None."""
+    rows = db.execute("PRAGMA quick_check(3)").fetchall()
+    if rows == [("ok",)]:
+        return None
+    first = "; ".join(str(r[0]) for r in rows)
+    return f"quick_check: {first[:200]}"
+
+
+def _schema_version(db: sqlite3.Connection, path: Path) -> int | None:
+    """The store's schema version; None for an empty database (a new store)."""
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+    if not tables:
+        return None
+    if "meta" not in tables:
+        raise StoreError(path, "not a feedsvc store (no meta table); give feedsvc its own file")
+    row = db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
+    if row is None or not str(row[0]).isdigit():
+        raise StoreError(
+            path, _damaged(f"schema version {row[0] if row else 'missing'!r}"), damaged=True
+        )
+    return int(row[0])
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of an SQL script, one at a time (``executescript`` would commit first)."""
+    buffer = ""
+    for piece in script.split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            statement = buffer.strip()
+            buffer = ""
+            if statement.strip(";").strip():
+                yield statement
+    if buffer.strip(";").strip():
+        yield buffer  # incomplete: SQLite says what is wrong with it
+
+
+def _too_new(path: Path, found: int) -> StoreError:
+    return StoreError(
+        path,
+        f"the store has schema {found}, newer than this feedsvc knows ({SCHEMA_VERSION}): it was "
+        "written by a newer feedsvc; run that version, or restore a backup made with this one",
+    )
+
+
+class Store:
+    """SQLite in ``state_dir/feedsvc.sqlite3``; use as a context manager.
+
+    Opening creates a new store, migrates an older schema (``MIGRATIONS``) and refuses a newer
+    one; ``verify=True`` also reads every page (``PRAGMA quick_check``).
+    """
+
+    def __init__(self, path: Path, *, verify: bool = False) -> None:
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(e.filename or path.parent, f"cannot create: {os_cause(e)}") from e
+        _check_header(path)
+        try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as e:
+            raise store_error(path, e) from e
+        try:
+            self._db.execute("PRAGMA busy_timeout=10000")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA busy_timeout=10000")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(
-                "INSERT INTO meta (name, value) VALUES ('schema', ?) ON CONFLICT DO NOTHING",
-                (SCHEMA_VERSION,),
-            )
-            self._migrate()
+            if verify:
+                problem = _quick_check(self._db)
+                if problem is not None:
+                    raise StoreError(path, _damaged(problem), damaged=True)
+            self._prepare()
         except sqlite3.Error as e:
-            raise PublishError(f"{path}: cannot open the store: {e}") from e
+            self._db.close()
+            raise store_error(path, e) from e
+        except BaseException:
+            self._db.close()
+            raise
 
-    def _migrate(self) -> None:
-        """Bring an older store up to ``SCHEMA_VERSION`` with ``MIGRATIONS``, all or nothing."""
-        if self.get_meta("schema") == SCHEMA_VERSION:
-            return
-        with self.transaction():  # re-read inside: another process may have just migrated
-            version = int(self.get_meta("schema") or SCHEMA_VERSION)
-            while version < int(SCHEMA_VERSION):
-                version += 1
-                for statement in MIGRATIONS[version].split(";"):
+    def _prepare(self) -> None:
+        """Create a new store, or bring an older schema up to ``SCHEMA_VERSION``, atomically."""
+        current = int(SCHEMA_VERSION)
+        self._db.execute("BEGIN IMMEDIATE")  # one process decides and migrates
+        try:
+            found = _schema_version(self._db, self.path)
+            if found is not None and found > current:
+                raise _too_new(self.path, found)
+            for version in range(current + 1 if found is None else found + 1, current + 1):
+                if version not in MIGRATIONS:
+                    raise StoreError(
+                        self.path,
+                        f"no migration from schema {version - 1} to {version}; "
+                        "use the feedsvc version that wrote this store",
+                    )
+                for statement in _statements(MIGRATIONS[version]):
                     self._db.execute(statement)
-                self.set_meta("schema", str(version))
+            for statement in _statements(_SCHEMA):  # idempotent: CREATE ... IF NOT EXISTS
+                self._db.execute(statement)
+            if found != current:
+                self.set_meta("schema", str(current))
+        except BaseException:
+            self._rollback()
+            raise
+        self._db.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        """Undo what is pending; SQLite may have rolled back already (e.g. on SQLITE_FULL)."""
+        if self._db.in_transaction:
+            with suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
 
     def close(self) -> None:
         self._db.close()
@@ -159,19 +346,47 @@ class Store:
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(
+        self,
+        typ: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close; a driver error that got this far leaves as a ``StoreError``.
+
+        So does an article stored here that no longer validates: only garbage in the file
+        makes the JSON we wrote unreadable.
+        """
         self.close()
+        if isinstance(exc, sqlite3.Error):
+            raise store_error(self.path, exc) from exc
+        if isinstance(exc, ValidationError) and exc.title == Article.__name__:
+            detail = f"an article stored in it does not validate: {exc.errors()[0]['msg']}"
+            raise StoreError(self.path, _damaged(detail), damaged=True) from exc
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """All or nothing: an exception (or a kill) rolls everything back."""
-        self._db.execute("BEGIN IMMEDIATE")
+        """All or nothing: an exception (or a kill) rolls everything back.
+
+        Driver errors, ``COMMIT``'s included, leave as ``StoreError``; others pass unchanged.
+        """
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise store_error(self.path, e) from e
         try:
             yield
+        except sqlite3.Error as e:
+            self._rollback()
+            raise store_error(self.path, e) from e
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._rollback()
             raise
-        self._db.execute("COMMIT")
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as e:
+            self._rollback()
+            raise store_error(self.path, e) from e
 
     # --- meta -------------------------------------------------------------------------
     def get_meta(self, name: str) -> str | None:
@@ -184,6 +399,49 @@ class Store:
             "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
             (name, value),
         )
+
+    # --- adoption: a new store takes the ids feeds/ already published ----------------------------
+    def needs_adoption(self) -> bool:
+        """A store that has never minted an id (new, or rebuilt), or one restored from a backup."""
+        if self.get_meta("adopt") is not None:
+            return True
+        return self._db.execute("SELECT 1 FROM articles LIMIT 1").fetchone() is None
+
+    def adopt_entry(
+        self, key: str, entry_id: str, *, published: datetime, updated: datetime
+    ) -> bool:
+        """Put a published entry in the ledger as unpublished, so its seed gets this id back.
+
+        Nothing is changed for a key the ledger knows or an id it has given out (False). Until
+        ``confirm_adopted``, its content counts as changed; ``updated`` keeps its UTC offset,
+        so the feeds come out byte for byte as before.
+        """
+        if self.article_row(key) is not None or self.has_entry_id(entry_id):
+            return False
+        self._db.execute(
+            "INSERT INTO articles (key, entry_id, path, content_hash, published, first_seen,"
+            " updated, article) VALUES (?, ?, NULL, ?, ?, ?, ?, ?)",
+            (
+                key,
+                entry_id,
+                ADOPTED_HASH,
+                _iso(published),
+                _iso(min(published, updated)),
+                updated.isoformat(),
+                json.dumps({"key": key, "entry_id": entry_id, "adopted": True}),
+            ),
+        )
+        return True
+
+    def confirm_adopted(self, key: str, content_hash: str) -> None:
+        """The seed of an adopted entry reads as the feeds showed it: its ``updated`` stays."""
+        self._db.execute(
+            "UPDATE articles SET content_hash = ? WHERE key = ? AND content_hash = ?",
+            (content_hash, key, ADOPTED_HASH),
+        )
+
+    def adoption_done(self) -> None:
+        self._db.execute("DELETE FROM meta WHERE name = 'adopt'")
 
     # --- files --------------------------------------------------------------------------
     def file_states(self, paths: Iterable[str] | None = None) -> dict[str, FileState]:
@@ -451,3 +709,160 @@ class Store:
             "SELECT path, error_line, error FROM files WHERE error IS NOT NULL ORDER BY path"
         )
         return [(r[0], int(r[1] or 1), r[2]) for r in rows]
+
+
+# --- the store file as a whole: check, back up, restore ------------------------------------------
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    if not path.is_file():
+        raise StoreError(path, "no store here")
+    _check_header(path)
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    try:
+        try:
+            db = sqlite3.connect(uri, uri=True)
+            db.execute("PRAGMA busy_timeout=10000")
+            db.execute("SELECT 1 FROM sqlite_schema LIMIT 1").fetchall()
+        except sqlite3.OperationalError:
+            if os.access(path.parent, os.W_OK):
+                raise
+            # a WAL store in a read-only folder: no WAL index can be made, and nobody can
+            # write it either, so reading it as immutable is safe
+            db = sqlite3.connect(uri + "&immutable=1", uri=True)
+    except sqlite3.Error as e:
+        raise store_error(path, e) from e
+    return db
+
+
+def _summary(db: sqlite3.Connection, path: Path) -> StoreSummary:
+    schema = _schema_version(db, path)
+    if schema is None:
+        raise StoreError(path, "an empty database, not a feedsvc store")
+    if schema > int(SCHEMA_VERSION):
+        raise _too_new(path, schema)
+    total, live = db.execute("SELECT COUNT(*), COUNT(path) FROM articles").fetchone()
+    return StoreSummary(path, schema, int(total), int(live), path.stat().st_size)
+
+
+def _verified(db: sqlite3.Connection, path: Path) -> StoreSummary:
+    problem = _quick_check(db)
+    if problem is not None:
+        raise StoreError(path, _damaged(problem), damaged=True)
+    return _summary(db, path)
+
+
+def check_store(path: Path) -> StoreSummary:
+    """Read every page and every stored article (without changing anything); ``StoreError``.
+
+    Deeper than the check at open: ``quick_check`` sees the file's structure, not garbage
+    inside a record, so each published article is read back and validated too.
+    """
+    db = _open_read_only(path)
+    try:
+        summary = _verified(db, path)
+        rows = db.execute("SELECT key, article FROM articles WHERE path IS NOT NULL")
+        for key, raw in rows:
+            try:
+                Article.model_validate_json(raw)
+            except ValidationError as e:
+                detail = f"article {key} does not validate: {e.errors()[0]['msg']}"
+                raise StoreError(path, _damaged(detail), damaged=True) from e
+        return summary
+    except sqlite3.Error as e:
+        raise store_error(path, e) from e
+    finally:
+        db.close()
+
+
+def _copy(source: Path, target: Path, *, restored: bool) -> StoreSummary:
+    """An online, consistent copy of ``source`` (SQLite's backup API), checked, then renamed in.
+
+    A live writer is not disturbed: the copy is one read transaction of a WAL database.
+    """
+    tmp = target.with_name(f".{target.name}.tmp")
+    for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    src = _open_read_only(source)
+    try:
+        _summary(src, source)  # a file that is no feedsvc store is not copied at all
+        dst = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            src.backup(dst)
+            dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+            if restored:  # ids published after the backup are adopted from feeds/ again
+                dst.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('adopt', '1')")
+                dst.execute("DELETE FROM meta WHERE name = 'render_fp'")
+            problem = _quick_check(dst)
+            if problem is not None:
+                raise StoreError(source, _damaged(problem), damaged=True)
+            summary = _summary(dst, tmp)
+        finally:
+            dst.close()
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    except sqlite3.Error as e:
+        tmp.unlink(missing_ok=True)
+        where = target if getattr(e, "sqlite_errorname", "") == "SQLITE_FULL" else source
+        raise store_error(where, e) from e
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(e.filename or target, f"cannot write the copy: {os_cause(e)}") from e
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        src.close()
+    return StoreSummary(
+        target, summary.schema, summary.articles, summary.live, target.stat().st_size
+    )
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def backup_store(state_dir: Path, target: Path) -> StoreSummary:
+    """Copy the store to ``target`` while builds (and the daemon) go on; ``target`` is replaced."""
+    if target.is_dir():
+        target = target / STORE_FILE
+    source = store_path(state_dir)
+    if target.resolve() == source.resolve():
+        raise StoreError(target, "is the store itself; give the backup another name")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(e.filename or target.parent, f"cannot create: {os_cause(e)}") from e
+    return _copy(source, target, restored=False)
+
+
+def restore_store(state_dir: Path, backup: Path, *, lock_timeout: float) -> StoreSummary:
+    """Put the store in ``backup`` in place, under the build lock; the old one is kept aside.
+
+    The old file (with its WAL) becomes ``feedsvc.sqlite3.replaced``; the next build rewrites
+    feeds/ from the restored store and adopts the ids of articles published after the backup.
+    """
+    check_store(backup)
+    target = store_path(state_dir)
+    with exclusive(state_dir / LOCK_FILE, timeout=lock_timeout):
+        tmp = state_dir / f".{STORE_FILE}.restore"
+        summary = _copy(backup, tmp, restored=True)
+        aside = target.with_name(target.name + REPLACED_SUFFIX)
+        try:
+            for suffix in ("", "-wal", "-shm"):
+                target.with_name(aside.name + suffix).unlink(missing_ok=True)
+            if target.exists():
+                os.replace(target, aside)
+            wal = target.with_name(target.name + "-wal")
+            if wal.exists():  # the WAL belongs to the old file: it goes with it
+                os.replace(wal, aside.with_name(aside.name + "-wal"))
+            target.with_name(target.name + "-shm").unlink(missing_ok=True)
+            os.replace(tmp, target)
+            _fsync_dir(state_dir)
+        except OSError as e:
+            raise StoreError(e.filename or target, f"cannot restore: {os_cause(e)}") from e
+    return StoreSummary(target, summary.schema, summary.articles, summary.live, summary.size)

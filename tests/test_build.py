@@ -202,7 +202,9 @@ def test_failed_write_leaves_store_and_feeds_as_before(
     monkeypatch.setattr(os, "replace", disk_full)
     result = project.build()
     assert result.exit_code == 1
-    assert "build abandoned, previous feeds and store kept" in result.output
+    assert "disk full (ENOSPC); nothing was published, the previous feeds and store are kept" in (
+        result.output
+    )
     assert _snapshot(project.feeds) == before
     assert not list(project.feeds.rglob(".*.tmp"))  # temp files live in feeds/.tmp/
     monkeypatch.undo()
