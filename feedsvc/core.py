@@ -66,6 +66,7 @@ class BuildReport:
     errors: list[SeedError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)  # outputs found missing or damaged
     outputs: list[Path] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -259,7 +260,8 @@ class Publisher:
                         report.warnings.extend(result.article.warnings)
                 if resort:
                     self._place_all(store, changes)
-                report.written = self.site.write(store, changes)
+                written = self.site.write(store, changes)
+                report.written, report.repaired = written.paths, written.repaired
                 if scan.full:
                     store.set_meta("parse_fp", self._parse_fp)
                 report.errors = self._standing_errors(store)
