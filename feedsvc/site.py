@@ -1,8 +1,9 @@
 """What a build writes into feeds/: every feed document, its archive, the HTML pages.
 
 The store says what is in each feed; this module decides which files a build must rewrite
-(only what the build's changes touch) and writes them atomically. Pure rendering stays in
-``render`` and ``pages``; this is the I/O around them.
+(what the build's changes touch, and any output that is missing or not as the last build left
+it, by one stat against the store's manifest) and writes them atomically. Pure rendering
+stays in ``render`` and ``pages``; this is the I/O around them.
 """
 
 from __future__ import annotations
