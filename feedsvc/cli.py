@@ -154,6 +154,8 @@ def build(
     if not quiet:
         outputs = " ".join(str(p) for p in report.outputs)
         state = "" if report.written else " (unchanged)"
+        if report.repaired:
+            state = f" (repaired {len(report.repaired)} missing or damaged outputs)"
         click.echo(
             f"{_plural(report.total, 'article')} ({report.new} new, {report.changed} changed, "
             f"{report.deleted} deleted, {len(report.errors)} errors) → {outputs}{state} "

@@ -85,6 +85,7 @@ class BuildReport:
     errors: list[SeedError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)  # outputs found missing or damaged
     outputs: list[Path] = field(default_factory=list)
     adopted: int = 0  # ids a new store took from the entries already in feeds/
     notes: list[str] = field(default_factory=list)  # worth saying even without -v
@@ -470,7 +471,8 @@ class Publisher:
                     self._place_all(store, changes)
                 if adopted is not None:
                     self._adopt_places(store, adopted)
-                report.written = self.site.write(store, changes)
+                written = self.site.write(store, changes)
+                report.written, report.repaired = written.paths, written.repaired
                 if scan.full:
                     store.set_meta("parse_fp", self._parse_fp)
                     store.set_meta("scan_ns", str(scan.started_ns))
@@ -481,8 +483,8 @@ class Publisher:
             if e.damaged:  # the reason says what to do; only what was written is added
                 if not self.site.touched:
                     raise
-                written = f" ({_files(len(self.site.touched))} rewritten in feeds)"
-                raise StoreError(e.path, e.reason + written, damaged=True) from e
+                note = f" ({_files(len(self.site.touched))} rewritten in feeds)"
+                raise StoreError(e.path, e.reason + note, damaged=True) from e
             raise StoreError(e.path, f"{e.reason}; {self._aftermath(committing)}") from e
         except OSError as e:
             where = e.filename2 or e.filename or self.settings.feeds_dir

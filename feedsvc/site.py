@@ -1,8 +1,9 @@
 """What a build writes into feeds/: every feed document, its archive, the HTML pages.
 
 The store says what is in each feed; this module decides which files a build must rewrite
-(only what the build's changes touch) and writes them atomically. Pure rendering stays in
-``render`` and ``pages``; this is the I/O around them.
+(what the build's changes touch, and any output that is missing or not as the last build left
+it, by one stat against the store's manifest) and writes them atomically. Pure rendering
+stays in ``render`` and ``pages``; this is the I/O around them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import gzip
 import hashlib
 import json
 import math
+import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +44,7 @@ class Changes:
     pages: set[tuple[str, int]] = field(default_factory=set)
     articles: set[str] = field(default_factory=set)
     removed: set[str] = field(default_factory=set)
+    index: bool = False
 
     def moved(self, key: str, before: Iterable[Member], after: Iterable[str]) -> None:
         """``key`` changed: every feed it was or is in, and every archive page it sat on."""
@@ -59,7 +62,20 @@ class Changes:
         self.removed.add(key)
 
     def __bool__(self) -> bool:
-        return bool(self.feeds or self.pages or self.articles or self.removed)
+        return bool(self.feeds or self.pages or self.articles or self.removed or self.index)
+
+
+Stamp = tuple[int, int, int]  # (size, mtime_ns, inode) of an output, from one stat
+Output = tuple[str, str, int]  # what writes a file: ("feed", name, 0), ("page", name, n),
+# ("article", key, 0) or ("index", "", 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What one build did to feeds/: the files it wrote, and which of them were repairs."""
+
+    paths: list[Path] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)  # relative to feeds/, sorted
 
 
 def slug(text: str) -> str:
@@ -75,6 +91,10 @@ class SiteWriter:
         self.root = settings.feeds_dir
         self.tmp = settings.feeds_dir / TMP_DIR
         self.touched: list[Path] = []  # every file written since the caller cleared it
+        # one build's bookkeeping, reset by ``write``
+        self._suspect: set[str] = set()  # outputs not as the manifest says we left them
+        self._repaired: list[str] = []  # those of them this build wrote again
+        self._stamps: dict[str, Stamp | None] = {}  # for the manifest; None: removed
         base = settings.base_url
         self.meta = FeedMeta(
             base_url=base,
@@ -186,30 +206,70 @@ class SiteWriter:
         spec = self.configured[0]
         return [self.root / spec.file(fmt) for fmt in spec.formats]
 
-    # --- writing -------------------------------------------------------------------------------
-    def up_to_date(self, store: Store) -> bool:
-        """Nothing changed and every document we wrote last is still there as we left it."""
-        if store.get_meta("render_fp") != self.render_fp:
-            return False
-        recorded: dict[str, list[int] | None] = json.loads(store.get_meta("feeds") or "{}")
-        return bool(recorded) and all(_stamp(self.root / p) == s for p, s in recorded.items())
+    # --- the outputs a build owns, and checking them --------------------------------------------
+    def owned(self, store: Store, specs: Sequence[FeedSpec]) -> dict[str, Output]:
+        """Every file the store's state says feeds/ holds, and what writes it."""
+        out: dict[str, Output] = {}
+        gzipped = self.settings.gzip_feeds
+        for spec in specs:
+            for fmt in spec.formats:
+                out[spec.file(fmt)] = ("feed", spec.name, 0)
+                if gzipped:
+                    out[spec.file(fmt) + ".gz"] = ("feed", spec.name, 0)
+            last = self._last_page(store, spec) if "atom" in spec.formats else None
+            for page in range(-1 if last is None else last, -1, -1):
+                out[spec.archive_file(page)] = ("page", spec.name, page)
+        if self.settings.html_pages:
+            out[INDEX_FILE] = ("index", "", 0)
+            for key in store.live_keys():
+                out[f"articles/{key}.html"] = ("article", key, 0)
+        return out
 
-    def write(self, store: Store, changes: Changes) -> list[Path]:
-        """Rewrite what ``changes`` touched, or everything when the outputs are not ours."""
-        full = not self.up_to_date(store)
-        if not full and not changes:
-            return []
+    def _check(
+        self, owned: dict[str, Output], manifest: dict[str, Stamp], changes: Changes
+    ) -> None:
+        """One stat per output: what is missing or not as we left it is written again.
+
+        An output the manifest does not know yet (new in this build) is simply written.
+        """
+        root = os.path.join(self.root, "")  # plain strings: pathlib costs more than the stat
+        for rel, (kind, name, page) in owned.items():
+            recorded = manifest.get(rel)
+            if recorded is not None and _stat(root + rel) == recorded:
+                continue
+            if recorded is not None:
+                self._suspect.add(rel)
+            if kind == "feed":
+                changes.feeds.add(name)
+            elif kind == "page":
+                changes.feeds.add(name)
+                changes.pages.add((name, page))
+            elif kind == "article":
+                changes.articles.add(name)
+            else:
+                changes.index = True
+
+    # --- writing -------------------------------------------------------------------------------
+    def write(self, store: Store, changes: Changes) -> Written:
+        """Rewrite what ``changes`` touched and what is missing or damaged in feeds/.
+
+        Everything is written when the outputs are not ours (new settings, no manifest).
+        """
+        self._suspect, self._repaired, self._stamps = set(), [], {}
+        specs = self.specs(store)
+        manifest = store.output_stamps()
+        full = store.get_meta("render_fp") != self.render_fp or not manifest
+        if not full:
+            self._check(self.owned(store, specs), manifest, changes)
+            if not changes:
+                return Written()
         self.tmp.mkdir(parents=True, exist_ok=True)
         for stale in self.tmp.iterdir():  # a killed build's temp files; we hold the lock
             stale.unlink(missing_ok=True)
         written: list[Path] = []
-        specs = self.specs(store)
-        stamps: dict[str, list[int] | None] = {}
         for spec in specs:
             if full or spec.name in changes.feeds:
                 written += self._write_feed(store, spec, changes, full)
-            for fmt in spec.formats:
-                stamps[spec.file(fmt)] = _stamp(self.root / spec.file(fmt))
         page_feeds = [
             PageFeed(
                 name=s.name,
@@ -219,24 +279,41 @@ class SiteWriter:
             )
             for s in specs
         ]
-        if self.settings.html_pages and (full or changes.feeds):
+        if self.settings.html_pages and (full or changes.feeds or changes.index):
             index = render_index(self.site, page_feeds, store.live_articles(INDEX_ARTICLES))
             written += self._put(INDEX_FILE, index, durable=True)
         if self.settings.html_pages:
-            stamps[INDEX_FILE] = _stamp(self.root / INDEX_FILE)
             written += self._write_pages(store, changes, full, page_feeds)
         elif full:
             self._remove_pages(keep=set())
-        self._remove_stale(store, stamps)
-        store.set_meta("feeds", json.dumps(stamps, sort_keys=True))
+        owned = self.owned(store, specs)
+        for rel in sorted(set(manifest) - set(owned)):  # feeds, pages and archives gone
+            self._remove(rel)
+        if full:
+            for rel in sorted(set(owned) - set(self._stamps)):  # written by an earlier build
+                self._stamps[rel] = _stamp(self.root / rel)
+        store.record_outputs(self._stamps)
         store.set_meta("render_fp", self.render_fp)
-        return written
+        return Written(written, sorted(self._repaired))
 
     def _write_feed(self, store: Store, spec: FeedSpec, changes: Changes, full: bool) -> list[Path]:
         budget = self.meta.max_bytes
         meta = self.meta
+        size = self.settings.archive_page_size
+        archived = bool(size) and "atom" in spec.formats
         articles = store.feed_articles(spec.name, spec.max_items)
+        taken: dict[str, int] = {}
+        if archived and len(articles) < spec.max_items:
+            # Deletions left the window short: the most recently archived entries come back
+            # off the top of the archive, so only its newest pages change.
+            for key, seq in store.last_archived(spec.name, spec.max_items - len(articles)):
+                store.set_seq(spec.name, key, None)
+                taken[key] = seq
+                changes.pages.add((spec.name, seq // size))
+            if taken:
+                articles = store.feed_articles(spec.name, spec.max_items)
         written: list[Path] = []
+        count = len(articles)
 
         def atom(prev: str | None) -> Callable[[Sequence[Article]], bytes]:
             paging = Paging(self_file=spec.file("atom"), prev_archive=prev)
@@ -249,19 +326,20 @@ class SiteWriter:
             while True:
                 prev = spec.archive_file(last) if last is not None else None
                 data, count = fit(atom(prev), articles, budget)
-                settled = self._assign(store, spec, count, changes)
+                settled = self._assign(store, spec, articles, count, taken, changes)
                 if settled == last:
                     break
                 last = settled
             written += self._put(spec.file("atom"), data, durable=True, compress=True)
             self._write_archive(store, spec, last, changes, full)
+        current = articles[:count] if archived else articles  # never an archived entry
         renderers: dict[Format, Callable[[Sequence[Article]], bytes]] = {
             "rss": lambda items: render_rss(items, spec, meta),
             "json": lambda items: render_json(items, spec, meta),
         }
         for fmt, render in renderers.items():
             if fmt in spec.formats:
-                data, _ = fit(render, articles, budget)
+                data, _ = fit(render, current, budget)
                 written += self._put(spec.file(fmt), data, durable=True, compress=True)
         return written
 
@@ -270,15 +348,27 @@ class SiteWriter:
         seq = store.next_seq(spec.name)
         return (seq - 1) // size if size and seq else None
 
-    def _assign(self, store: Store, spec: FeedSpec, current: int, changes: Changes) -> int | None:
+    def _assign(
+        self,
+        store: Store,
+        spec: FeedSpec,
+        window: Sequence[Article],
+        current: int,
+        taken: dict[str, int],
+        changes: Changes,
+    ) -> int | None:
         """Give entries past the feed's first ``current`` an archive place; the newest page.
 
         Places are handed out once, oldest first, so a full page never changes unless one of
-        its own entries is edited or deleted.
+        its own entries is edited or deleted. An entry ``taken`` back from the archive for this
+        window that did not fit after all returns to the place it had.
         """
         size = self.settings.archive_page_size
         if not size:
             return None
+        for article in window[current:]:
+            if article.key in taken:
+                store.set_seq(spec.name, article.key, taken.pop(article.key))
         seq = store.next_seq(spec.name)
         for key in store.unarchived_after(spec.name, current):
             store.set_seq(spec.name, key, seq)
@@ -300,7 +390,7 @@ class SiteWriter:
             pages = sorted(p for p in dirty if p <= top)
             stale = [p for p in dirty if p > top]
         for page in stale:  # emptied by deletions: nothing of a deleted article stays public
-            (self.root / spec.archive_file(page)).unlink(missing_ok=True)
+            self._remove(spec.archive_file(page))
         for page in pages:
             paging = Paging(
                 self_file=spec.archive_file(page),
@@ -329,43 +419,43 @@ class SiteWriter:
         if full:  # pages no build of ours would write now (deleted while we were not looking)
             self._remove_pages(keep=live)
         for key in sorted(changes.removed):
-            (self.root / "articles" / f"{key}.html").unlink(missing_ok=True)
+            self._remove(f"articles/{key}.html")
         return written
 
     def _remove_pages(self, *, keep: set[str]) -> None:
         for page in (self.root / "articles").glob("*.html"):
             if page.stem not in keep:
-                page.unlink(missing_ok=True)
+                self._remove(f"articles/{page.name}")
         if not self.settings.html_pages:
-            (self.root / INDEX_FILE).unlink(missing_ok=True)
+            self._remove(INDEX_FILE)
 
     def _put(
         self, rel: str, data: bytes, *, durable: bool = True, compress: bool = False
     ) -> list[Path]:
+        """Write ``rel`` (and its ``.gz``) unless it already holds ``data``; record its stamp."""
         path = self.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         written = [path] if write_atomic(path, data, durable=durable, tmp_dir=self.tmp) else []
         self.touched += written
-        gz = path.with_name(path.name + ".gz")
-        if compress and self.settings.gzip_feeds and (written or _older(gz, path)):
-            packed = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
-            write_atomic(gz, packed, durable=durable, tmp_dir=self.tmp)
+        self._stamps[rel] = _stamp(path)
+        if written and rel in self._suspect:
+            self._repaired.append(rel)
+        if compress and self.settings.gzip_feeds:
+            gz_rel = rel + ".gz"
+            gz = self.root / gz_rel
+            if written or gz_rel in self._suspect or _older(gz, path):
+                packed = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
+                if write_atomic(gz, packed, durable=durable, tmp_dir=self.tmp):
+                    self.touched.append(gz)
+                    if gz_rel in self._suspect:
+                        self._repaired.append(gz_rel)
+            self._stamps[gz_rel] = _stamp(gz)
         return written
 
-    def _remove_stale(self, store: Store, stamps: dict[str, list[int] | None]) -> None:
-        """Documents of feeds that no longer exist (config change, empty category) go away."""
-        before: dict[str, object] = json.loads(store.get_meta("feeds") or "{}")
-        for rel in set(before) - set(stamps):
-            for path in (self.root / rel, self.root / (rel + ".gz")):
-                path.unlink(missing_ok=True)
-            folder = (self.root / rel).parent
-            if (
-                folder != self.root
-                and not any(folder.glob("*.xml"))
-                and not any(folder.glob("*.json"))
-            ):  # the whole feed is gone: its archive goes with it
-                for page in (folder / "archive").glob("*.xml"):
-                    page.unlink()
+    def _remove(self, rel: str) -> None:
+        """Remove an output we wrote, and forget it."""
+        (self.root / rel).unlink(missing_ok=True)
+        self._stamps[rel] = None
 
 
 def _older(gz: Path, source: Path) -> bool:
@@ -380,9 +470,14 @@ def _fingerprint(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
-def _stamp(path: Path) -> list[int] | None:
+def _stamp(path: Path) -> Stamp | None:
+    return _stat(os.fspath(path))
+
+
+def _stat(path: str) -> Stamp | None:
+    """One stat: enough to see a file removed, replaced or written to since we left it."""
     try:
-        st = path.stat()
-    except FileNotFoundError:
+        st = os.stat(path)
+    except OSError:
         return None
-    return [st.st_size, st.st_mtime_ns]
+    return (st.st_size, st.st_mtime_ns, st.st_ino)

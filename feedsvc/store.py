@@ -15,7 +15,7 @@ import json
 import os
 import resource
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -93,6 +93,12 @@ CREATE INDEX IF NOT EXISTS members_newest ON members (feed, published DESC, key 
 CREATE INDEX IF NOT EXISTS members_seq ON members (feed, seq) WHERE seq IS NOT NULL;
 CREATE INDEX IF NOT EXISTS members_key ON members (key);
 CREATE INDEX IF NOT EXISTS members_open ON members (feed, published, key) WHERE seq IS NULL;
+CREATE TABLE IF NOT EXISTS outputs (
+    path     TEXT PRIMARY KEY,    -- a file the last builds wrote, relative to feeds/
+    size     INTEGER NOT NULL,    -- its stat right after: a build re-stats and compares
+    mtime_ns INTEGER NOT NULL,
+    inode    INTEGER NOT NULL
+);
 """
 
 
@@ -623,18 +629,21 @@ class Store:
         return [r[0] for r in rows]
 
     def feed_articles(self, feed: str, limit: int) -> list[Article]:
-        """A feed's newest ``limit`` articles, newest first; ties broken by key."""
+        """A feed's newest ``limit`` articles without an archive place, newest first.
+
+        An entry with an archive place is never in a current document; ties broken by key.
+        """
         rows = self._db.execute(
             "SELECT a.article FROM members m JOIN articles a ON a.key = m.key"
-            " WHERE m.feed = ? ORDER BY m.published DESC, m.key DESC LIMIT ?",
+            " WHERE m.feed = ? AND m.seq IS NULL ORDER BY m.published DESC, m.key DESC LIMIT ?",
             (feed, limit),
         )
         return [Article.model_validate_json(r[0]) for r in rows]
 
     def unarchived_after(self, feed: str, newest: int) -> list[str]:
-        """Keys past the feed's ``newest`` entries that have no archive place yet, oldest first."""
+        """Keys without an archive place past the newest ``newest`` of them, oldest first."""
         edge = self._db.execute(
-            "SELECT published, key FROM members WHERE feed = ?"
+            "SELECT published, key FROM members WHERE feed = ? AND seq IS NULL"
             " ORDER BY published DESC, key DESC LIMIT 1 OFFSET ?",
             (feed, max(newest - 1, 0)),
         ).fetchone()
@@ -649,13 +658,23 @@ class Store:
         )
         return [r[0] for r in rows]
 
+    def last_archived(self, feed: str, limit: int) -> list[tuple[str, int]]:
+        """The ``limit`` most recently archived entries: (key, seq), highest place first."""
+        rows = self._db.execute(
+            "SELECT key, seq FROM members WHERE feed = ? AND seq IS NOT NULL"
+            " ORDER BY seq DESC LIMIT ?",
+            (feed, limit),
+        )
+        return [(r[0], int(r[1])) for r in rows]
+
     def next_seq(self, feed: str) -> int:
         row = self._db.execute(
             "SELECT MAX(seq) FROM members WHERE feed = ? AND seq IS NOT NULL", (feed,)
         ).fetchone()
         return 0 if row[0] is None else int(row[0]) + 1
 
-    def set_seq(self, feed: str, key: str, seq: int) -> None:
+    def set_seq(self, feed: str, key: str, seq: int | None) -> None:
+        """Give ``key`` its archive place in ``feed`` (None: back in the current document)."""
         self._db.execute("UPDATE members SET seq = ? WHERE feed = ? AND key = ?", (seq, feed, key))
 
     def archived(self, feed: str, first: int, stop: int) -> list[Article]:
@@ -667,6 +686,29 @@ class Store:
             (feed, first, stop),
         )
         return [Article.model_validate_json(r[0]) for r in rows]
+
+    # --- the output manifest: what the builds wrote into feeds/, as they left it ---------------
+    def output_stamps(self) -> dict[str, tuple[int, int, int]]:
+        """Every output's (size, mtime_ns, inode) as recorded right after it was written."""
+        rows = self._db.execute("SELECT path, size, mtime_ns, inode FROM outputs")
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+    def record_outputs(self, stamps: Mapping[str, tuple[int, int, int] | None]) -> None:
+        """Remember these outputs' stamps; None forgets an output (removed, or not there)."""
+        self._db.executemany(
+            "DELETE FROM outputs WHERE path = ?", [(p,) for p, s in stamps.items() if s is None]
+        )
+        self._db.executemany(
+            "INSERT INTO outputs (path, size, mtime_ns, inode) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (path) DO UPDATE SET size = excluded.size,"
+            " mtime_ns = excluded.mtime_ns, inode = excluded.inode",
+            [(p, *s) for p, s in stamps.items() if s is not None],
+        )
+
+    def live_keys(self) -> list[str]:
+        """The keys of every published article (their pages are outputs)."""
+        rows = self._db.execute("SELECT key FROM articles WHERE path IS NOT NULL")
+        return [r[0] for r in rows]
 
     def articles(self, keys: Iterable[str]) -> list[Article]:
         """The published articles among ``keys``."""

@@ -1,0 +1,137 @@
+"""Lost or damaged outputs are repaired by the next build, and only they are rewritten.
+
+Each build stats every file it owns in feeds/ against the manifest the store recorded when it
+wrote them (size, mtime, inode); what is missing or not as it was left is written again.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .conftest import Project, parse_feed, seed_text
+
+Snapshot = dict[str, tuple[bytes, int, int]]  # rel -> (bytes, mtime_ns, inode)
+
+
+def _snapshot(feeds: Path) -> Snapshot:
+    out: Snapshot = {}
+    for path in sorted(feeds.rglob("*")):
+        if path.is_file() and ".tmp" not in path.relative_to(feeds).parts:
+            st = path.stat()
+            out[path.relative_to(feeds).as_posix()] = (path.read_bytes(), st.st_mtime_ns, st.st_ino)
+    return out
+
+
+@pytest.fixture
+def built(project: Project) -> tuple[Project, Snapshot]:
+    """A site with archives, a category feed, pages and .gz files, built once."""
+    with project.config.open("a") as f:
+        f.write("max_items = 3\narchive_page_size = 2\ncategory_feeds = true\n")
+    for n in range(12):
+        folder = "sport/" if n % 3 == 0 else ""
+        project.write_seed(
+            f"{folder}{n:03d}_{n:016x}.txt",
+            seed_text(f"Meldung {n}.", date=f"2024-{n % 12 + 1:02d}"),
+        )
+    result = project.build()
+    assert result.exit_code == 0, result.output
+    snapshot = _snapshot(project.feeds)
+    assert {"archive/4.xml", "category/sport/archive/0.xml", "atom.xml.gz"} <= set(snapshot)
+    return project, snapshot
+
+
+def _garbage(path: Path) -> None:
+    path.write_bytes(b"<feed>oops</feed>\n")
+
+
+DAMAGE: dict[str, tuple[Callable[[Path], None], set[str]]] = {
+    "rm -rf archive": (
+        lambda f: shutil.rmtree(f / "archive"),
+        {f"archive/{n}.xml" for n in range(5)},
+    ),
+    "rm one archive page": (lambda f: (f / "archive/3.xml").unlink(), {"archive/3.xml"}),
+    "garbage in an archive page": (lambda f: _garbage(f / "archive/1.xml"), {"archive/1.xml"}),
+    "same-size garbage": (
+        lambda f: (f / "archive/2.xml").write_bytes(b"x" * (f / "archive/2.xml").stat().st_size),
+        {"archive/2.xml"},
+    ),
+    "rm -rf articles": (
+        lambda f: shutil.rmtree(f / "articles"),
+        {f"articles/{n:016x}.html" for n in range(12)},
+    ),
+    "rm one .gz": (lambda f: (f / "rss.xml.gz").unlink(), {"rss.xml.gz"}),
+    "garbage .gz": (lambda f: _garbage(f / "atom.xml.gz"), {"atom.xml.gz"}),
+    "rm the main feed": (lambda f: (f / "atom.xml").unlink(), {"atom.xml"}),
+    "rm index.html": (lambda f: (f / "index.html").unlink(), {"index.html"}),
+    "rm a category feed": (
+        lambda f: shutil.rmtree(f / "category"),
+        {
+            "category/sport/atom.xml",
+            "category/sport/atom.xml.gz",
+            "category/sport/rss.xml",
+            "category/sport/rss.xml.gz",
+            "category/sport/feed.json",
+            "category/sport/feed.json.gz",
+            "category/sport/archive/0.xml",
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_the_next_build_repairs_exactly_what_was_lost_or_damaged(
+    built: tuple[Project, Snapshot], damage: str
+) -> None:
+    project, before = built
+    hurt, expected = DAMAGE[damage]
+    hurt(project.feeds)
+    result = project.build()
+    assert result.exit_code == 0, result.output
+    assert f"(repaired {len(expected)} missing or damaged outputs)" in result.output
+    assert "(unchanged)" not in result.output
+    after = _snapshot(project.feeds)
+    assert set(after) == set(before)
+    for rel, (data, mtime, inode) in before.items():
+        assert after[rel][0] == data, rel  # every byte as a clean build wrote it
+        if rel not in expected:  # and nothing else was rewritten
+            assert after[rel][1:] == (mtime, inode), rel
+    for rel in expected:
+        if rel.endswith(".gz"):
+            gzip.decompress(after[rel][0])
+        elif rel.endswith(".xml"):
+            parse_feed(project.feeds / rel)
+    again = project.build()  # and the repair sticks: the next build has nothing to do
+    assert "(unchanged)" in again.output
+    assert "repaired" not in again.output
+
+
+def test_a_touched_output_with_its_bytes_intact_is_not_rewritten(
+    built: tuple[Project, Snapshot],
+) -> None:
+    project, _ = built
+    page = project.feeds / "archive" / "0.xml"
+    os.utime(page, ns=(1, 1))
+    result = project.build()
+    assert result.exit_code == 0, result.output
+    assert "repaired" not in result.output
+    assert page.stat().st_mtime_ns == 1  # same bytes: left alone, the new stamp recorded
+    assert "(unchanged)" in project.build().output
+
+
+def test_an_output_of_a_vanished_feed_is_removed_even_after_damage(
+    built: tuple[Project, Snapshot],
+) -> None:
+    project, _ = built
+    for seed in (project.seeds / "sport").iterdir():
+        seed.rename(project.seeds / seed.name)  # the category empties: its feed goes away
+    (project.feeds / "category" / "sport" / "rss.xml").unlink()
+    result = project.build()
+    assert result.exit_code == 0, result.output
+    left = [p for p in (project.feeds / "category").rglob("*") if p.is_file()]
+    assert left == []
