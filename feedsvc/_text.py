@@ -18,10 +18,16 @@ _ABBREVIATIONS = """
 """
 ABBREVIATIONS = frozenset(_ABBREVIATIONS.split())
 
+# Every regex here is linear on any input: ``(?<!…)`` lets a run of terminators or a word be
+# tried once, from its start (not again from each character inside it), and the possessive
+# ``++``/``*+`` never give back what they took. Without them a run of n periods before a
+# lowercase word cost n²/2 steps, and the abbreviation check re-scanned the text before each
+# period (20,000 initials: 20 s).
 _BOUNDARY = re.compile(
-    r"""(?P<end>[.!?…]+)(?P<close>["'”“’‘»«)\]]*)\s+(?=["'„“‚‘»«(\[]?[A-ZÄÖÜ0-9])"""
+    r"""(?<![.!?…])(?P<end>[.!?…]++)(?P<close>["'”“’‘»«)\]]*+)\s++"""
+    r"""(?=["'„“‚‘»«(\[]?[A-ZÄÖÜ0-9])"""
 )
-_LAST_WORD = re.compile(r"(\S+)$")
+_LAST_WORD = re.compile(r"(?<!\S)(\S++)$")
 
 
 def find_forbidden(text: str) -> list[int]:
@@ -44,9 +50,14 @@ def squash(text: str) -> str:
     return " ".join(text.split())
 
 
-def _is_abbreviation(before: str) -> bool:
-    """Whether the word just before a period is an abbreviation, initial or number."""
-    m = _LAST_WORD.search(before)
+def _is_abbreviation(text: str, start: int, end: int) -> bool:
+    """Whether the word just before ``text[end]`` (a period) is an abbreviation, initial or number.
+
+    The word is looked for in ``text[start:end]`` only, without copying it: ``start`` is just
+    after whitespace, so callers pass the end of the previous boundary and each character is
+    looked at once per title.
+    """
+    m = _LAST_WORD.search(text, start, end)
     if not m:
         return False
     word = m.group(1).lstrip("\"'„“‚‘»«([")
@@ -61,9 +72,15 @@ def _is_abbreviation(before: str) -> bool:
 
 
 def first_sentence(text: str) -> str:
-    """The first sentence of ``text``; the whole text when no boundary is found."""
+    """The first sentence of ``text``; the whole text when no boundary is found.
+
+    Linear in ``len(text)``: one pass of ``_BOUNDARY`` and, for the periods it skips, one look
+    at the word before each.
+    """
+    after = 0  # where the text after the last skipped boundary starts
     for m in _BOUNDARY.finditer(text):
-        if m.group("end") == "." and _is_abbreviation(text[: m.start()]):
+        if m.group("end") == "." and _is_abbreviation(text, after, m.start()):
+            after = m.end()
             continue
         return text[: m.end("close")].strip()
     return text.strip()
