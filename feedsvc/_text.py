@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import re
+import unicodedata
 
 # XML 1.0 allows TAB, LF, CR, U+0020-U+D7FF, U+E000-U+FFFD, U+10000-U+10FFFF. C1 controls are
 # legal XML but never intended text, so they go too. Surrogates cannot survive strict UTF-8.
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
 
 TITLE_MAX = 110
+
+# Unicode's Stream-Safe Text Format (UAX #15, section 13): at most 30 non-starters (combining
+# marks) in a row, broken by U+034F COMBINING GRAPHEME JOINER, which is invisible and inert.
+# No real text comes near it, and CPython's normalization sorts a run of marks by insertion:
+# 500,000 marks would take minutes.
+MAX_MARKS = 30
+CGJ = "\u034f"
 
 # Words that end with a period without ending the sentence (German news usage, lower-cased).
 _ABBREVIATIONS = """
@@ -43,6 +52,74 @@ def strip_forbidden(text: str) -> str:
 def has_forbidden(text: str) -> bool:
     """Whether ``text`` holds any character that XML 1.0 forbids (or a C1 control)."""
     return _FORBIDDEN.search(text) is not None
+
+
+@functools.cache
+def _mark_runs() -> tuple[re.Pattern[str], dict[str, int]]:
+    """A pattern for runs of characters that decompose into non-starters, and their weights.
+
+    The weight is how many non-starters a character decomposes into (U+0F73 is two). Marks live
+    in planes 0, 1 and 14 (planes 2-13 hold ideographs or nothing; 15-16 are private use).
+    Built once, on first use (about 20 ms).
+    """
+    weights: dict[str, int] = {}
+    for cp in (*range(0x20000), *range(0xE0000, 0xE1000)):
+        ch = chr(cp)
+        if unicodedata.combining(ch) or unicodedata.decomposition(ch)[:1] not in ("", "<"):
+            nfd = unicodedata.normalize("NFD", ch)
+            if unicodedata.combining(nfd[0]):
+                weights[ch] = sum(1 for c in nfd if unicodedata.combining(c))
+    ranges: list[list[int]] = []
+    for cp in sorted(map(ord, weights)):
+        if ranges and ranges[-1][1] == cp - 1:
+            ranges[-1][1] = cp
+        else:
+            ranges.append([cp, cp])
+    cls = "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges)
+    shortest = MAX_MARKS // max(weights.values()) + 1  # any shorter run is within the limit
+    return re.compile(f"[{cls}]{{{shortest},}}"), weights
+
+
+def _split_marks(m: re.Match[str]) -> str:
+    weights = _mark_runs()[1]
+    out: list[str] = []
+    count = 0
+    for ch in m.group():
+        weight = weights[ch]
+        if count + weight > MAX_MARKS:
+            out.append(CGJ)
+            count = 0
+        out.append(ch)
+        count += weight
+    return "".join(out)
+
+
+def find_mark_run(text: str) -> int:
+    """Offset of the first run of more than ``MAX_MARKS`` combining marks, or -1."""
+    if text.isascii():
+        return -1
+    pattern, weights = _mark_runs()
+    for m in pattern.finditer(text):
+        if sum(weights[ch] for ch in m.group()) > MAX_MARKS:
+            return m.start()
+    return -1
+
+
+def stream_safe(text: str) -> str:
+    """``text`` with a CGJ after every ``MAX_MARKS`` combining marks in a row (UAX #15).
+
+    Normalizing the result costs time linear in its length; text without such runs (all real
+    text) comes back unchanged.
+    """
+    if text.isascii():
+        return text
+    return _mark_runs()[0].sub(_split_marks, text)
+
+
+def nfc(text: str) -> str:
+    """``text`` in Unicode NFC, made stream-safe first so that normalizing is linear."""
+    text = stream_safe(text)
+    return text if unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
 
 
 def squash(text: str) -> str:

@@ -12,7 +12,6 @@ import hashlib
 import os
 import re
 import stat
-import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
@@ -21,7 +20,15 @@ from pydantic import ValidationError
 
 from ._lang import MAX_CHARS as DETECT_MAX_CHARS
 from ._lang import detect_language
-from ._text import find_forbidden, make_title, squash, strip_forbidden
+from ._text import (
+    MAX_MARKS,
+    find_forbidden,
+    find_mark_run,
+    make_title,
+    nfc,
+    squash,
+    strip_forbidden,
+)
 from .errors import SeedParseError, SeedReadError
 from .models import Article
 
@@ -273,8 +280,6 @@ def parse_seed(
         raise SeedParseError(shown, 1, "empty file")
     text = _decode(data, shown)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not unicodedata.is_normalized("NFC", text):
-        text = unicodedata.normalize("NFC", text)
     warnings: list[str] = []
     bad = find_forbidden(text) if _may_have_forbidden(data) else []
     if bad:
@@ -287,6 +292,15 @@ def parse_seed(
             f"(first U+{ord(text[first]):04X})"
         )
         text = strip_forbidden(text)
+    # After stripping (which may join two runs of marks), so the text stored is NFC.
+    run = find_mark_run(text)
+    if run >= 0:
+        line = text.count("\n", 0, run) + 1
+        warnings.append(
+            f"{shown}:{line}: more than {MAX_MARKS} combining marks in a row; "
+            f"U+034F inserted after every {MAX_MARKS} (Unicode stream-safe text)"
+        )
+    text = nfc(text)  # stream-safe first, so linear on any input
 
     lines = text.split("\n")
     paragraphs = _paragraphs(lines)
