@@ -116,10 +116,19 @@ def stream_safe(text: str) -> str:
     return _mark_runs()[0].sub(_split_marks, text)
 
 
-def nfc(text: str) -> str:
-    """``text`` in Unicode NFC, made stream-safe first so that normalizing is linear."""
-    text = stream_safe(text)
-    return text if unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
+def nfc(text: str) -> tuple[str, int]:
+    """``text`` in Unicode NFC, and the offset of a run of marks that was broken up (or -1).
+
+    Linear on any input: text already in NFC (all real text) is only checked, and CPython's
+    check rejects marks out of order at once; text that needs normalizing is made stream-safe
+    first, since sorting one long run of marks is what costs quadratic time.
+    """
+    if unicodedata.is_normalized("NFC", text):
+        return text, -1
+    run = find_mark_run(text)
+    if run >= 0:
+        text = stream_safe(text)
+    return unicodedata.normalize("NFC", text), run
 
 
 def squash(text: str) -> str:

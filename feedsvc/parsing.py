@@ -23,7 +23,6 @@ from ._lang import detect_language
 from ._text import (
     MAX_MARKS,
     find_forbidden,
-    find_mark_run,
     make_title,
     nfc,
     squash,
@@ -293,14 +292,14 @@ def parse_seed(
         )
         text = strip_forbidden(text)
     # After stripping (which may join two runs of marks), so the text stored is NFC.
-    run = find_mark_run(text)
+    before = text
+    text, run = nfc(text)
     if run >= 0:
-        line = text.count("\n", 0, run) + 1
+        line = before.count("\n", 0, run) + 1
         warnings.append(
             f"{shown}:{line}: more than {MAX_MARKS} combining marks in a row; "
             f"U+034F inserted after every {MAX_MARKS} (Unicode stream-safe text)"
         )
-    text = nfc(text)  # stream-safe first, so linear on any input
 
     lines = text.split("\n")
     paragraphs = _paragraphs(lines)
