@@ -31,7 +31,11 @@ from ._text import (
 from .errors import SeedParseError, SeedReadError
 from .models import Article
 
-_DATE_LINE = re.compile(r"^[ \t]*date[ \t]+(?P<when>\S+)(?:[ \t]+(?P<lead>.*))?$", re.IGNORECASE)
+# Possessive (``*+``, ``++``): a token the line cannot end with fails once, not once per
+# shorter prefix of it (the same matches, 15 times faster on a 1 MiB line).
+_DATE_LINE = re.compile(
+    r"^[ \t]*+date[ \t]++(?P<when>\S++)(?:[ \t]++(?P<lead>.*))?$", re.IGNORECASE
+)
 _MONTH = re.compile(r"^(?P<y>\d{4})-(?P<m>\d{1,2})$")
 _DAY = re.compile(r"^(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})$")
 _NAME = re.compile(r"^(?P<nnn>\d+)_(?P<hex>[0-9a-fA-F]{16})\.[^.]+$")
@@ -44,6 +48,9 @@ _SENTENCE_END = ".!?:;,…"
 
 SUBHEADING_MAX_CHARS = 80
 SUBHEADING_MAX_WORDS = 10
+# A seed is one article (the corpus's longest has 73 blocks). Each block costs a few µs here
+# and more in every later stage, so 175,000 one-word paragraphs in 1 MiB are refused at once.
+MAX_BLOCKS = 10_000
 MONTH_SLOTS = 28 * 24 * 60  # minutes in the shortest month: NNN never leaves its month
 DAY_SLOTS = 24 * 60
 BINARY_CONTROL_SHARE = 0.05
@@ -212,16 +219,19 @@ def _is_subheading(lines: list[str]) -> bool:
     )
 
 
-def _paragraphs(lines: list[str]) -> list[tuple[int, list[str]]]:
-    """(first line number, lines) per blank-line separated paragraph."""
+def _paragraphs(lines: list[str], limit: int) -> list[tuple[int, list[str]]]:
+    """(first line number, lines) per blank-line separated paragraph: the first ``limit``."""
     out: list[tuple[int, list[str]]] = []
     current: list[str] = []
     start = 0
     for number, line in enumerate(lines, start=1):
-        if line.strip():
+        text = line.strip()
+        if text:
             if not current:
+                if len(out) == limit:
+                    break
                 start = number
-            current.append(line.strip())
+            current.append(text)
         elif current:
             out.append((start, current))
             current = []
@@ -302,7 +312,7 @@ def parse_seed(
         )
 
     lines = text.split("\n")
-    paragraphs = _paragraphs(lines)
+    paragraphs = _paragraphs(lines, limit=MAX_BLOCKS + 2)  # the lead, the body, one too many
     if not paragraphs:
         raise SeedParseError(shown, 1, "empty file")
     first_line_no, first_lines = paragraphs[0]
@@ -331,6 +341,12 @@ def parse_seed(
     if not rest:
         raise SeedParseError(
             shown, len(lines), "no body: expected paragraphs after a blank line below the lead"
+        )
+    if len(rest) > MAX_BLOCKS:
+        raise SeedParseError(
+            shown,
+            rest[MAX_BLOCKS][0],
+            f"too many paragraphs: more than {MAX_BLOCKS} (a seed is one article)",
         )
     blocks: list[dict[str, str]] = []
     words = len(lead.split())
