@@ -57,7 +57,7 @@ FAMILIES: dict[str, Family] = {
     "ends_before_lowercase": lead(". x"),
     "ends_and_quotes": lead('."'),
     "closing_quotes": lead('"', before="Ein ."),
-    "quoted_ends": lead('„Ja.“ x '),
+    "quoted_ends": lead("„Ja.“ x "),
     # boundaries that are skipped, each asking for the word before it
     "initials": lead("A. "),
     "abbreviations": lead("Dr. Prof. Nr. St. usw. z. B. "),
@@ -70,7 +70,9 @@ FAMILIES: dict[str, Family] = {
     "one_letter": lead("x"),
     "words": lead(" Wort"),
     "unicode_spaces": lead(" \u2003\u00a0\t"),
-    "long_date_token": lambda size: _fill("2", size, before="date ", after="\u2003x" + BODY).encode(),
+    "long_date_token": lambda size: _fill(
+        "2", size, before="date ", after="\u2003x" + BODY
+    ).encode(),
     # body structure
     "paragraphs": body("Wort " * 21 + "\n\n"),  # 9,800 blocks in 1 MiB, just under the limit
     "subheadings": body("Zwischentitel\n\n" + "Text " * 40 + "\n\n"),
