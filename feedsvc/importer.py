@@ -28,6 +28,7 @@ import feedparser
 
 from . import __version__
 from ._lock import exclusive
+from ._text import nfc
 from .config import Settings
 from .core import LOCK_TIMEOUT, BuildReport, Publisher
 from .errors import OldFeedError, PublishError
@@ -41,7 +42,7 @@ MAX_OLD_FEED_BYTES = 64 * 1024 * 1024
 MIN_PREFIX_CHARS = 20  # an old title cut with "…" must keep this much to count as a prefix
 _ELLIPSES = ("…", "...")
 _NNN = re.compile(r"^(?P<nnn>\d+)(?:[_.-]|$)")
-_TAG = re.compile(r"<[^>]*>")
+_TAG = re.compile(r"<[^>]*>")  # only up to the last ">": see _strip_tags
 _SPACE = re.compile(r"\s+")
 
 How = Literal["link", "title"]
@@ -139,7 +140,7 @@ def parse_old_feed(data: bytes, *, source: str) -> list[OldEntry]:
             "text/html",
             "application/xhtml+xml",
         ):
-            title = html.unescape(_TAG.sub("", title))
+            title = html.unescape(_strip_tags(title))
         when = e.get("published_parsed") or e.get("updated_parsed")
         entries.append(
             OldEntry(
@@ -206,11 +207,21 @@ def normalize_link(url: str) -> str:
     )
 
 
+def _strip_tags(text: str) -> str:
+    """``text`` without ``<...>`` tags, in linear time.
+
+    ``_TAG`` alone is quadratic on many "<" without a ">" (each scans to the end): past the
+    last ">" no tag can end, so only the text up to it is searched; the result is the same.
+    """
+    end = text.rfind(">") + 1
+    return _TAG.sub("", text[:end]) + text[end:]
+
+
 def normalize_title(title: str) -> tuple[str, bool]:
     """A title for comparison (NFC, case, punctuation and whitespace ignored); was it cut short?"""
-    text = unicodedata.normalize("NFC", title).strip()
+    text = nfc(title)[0].strip()  # linear on any title, like the parser's
     cut = text.endswith(_ELLIPSES)
-    text = unicodedata.normalize("NFC", text.casefold())
+    text = nfc(text.casefold())[0]
     text = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text)
     return _SPACE.sub(" ", text).strip(), cut
 

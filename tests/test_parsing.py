@@ -14,9 +14,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from feedsvc._text import CGJ, TITLE_MAX
 from feedsvc.errors import FeedsvcError, SeedError, SeedParseError, SeedReadError
 from feedsvc.models import Article
-from feedsvc.parsing import RawSeed, parse_seed, read_seed, seed_key
+from feedsvc.parsing import MAX_BLOCKS, RawSeed, parse_seed, read_seed, seed_key
+
+from .adversarial import FAMILIES
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "seeds" / "000_98f79bfdbc50e318.txt"
@@ -411,6 +414,75 @@ def test_a_block_of_only_forbidden_characters_is_dropped_not_empty() -> None:
     article = parse("date 2024-11 Satz.\n\n\x01\x02\n\nText.\n")
     assert texts(article) == [("paragraph", "Text.")]
     assert len(article.warnings) == 1
+
+
+# --- hostile input: every step linear (#7) --------------------------------------------------
+
+MIB = 1024 * 1024
+REFUSED = {"tiny_paragraphs": "too many paragraphs", "long_date_token": "no date line"}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(20)  # a hang guard, not a timing (bench/parse_bench.py has the figures)
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_adversarial_seeds_of_1_mib_parse(family: str) -> None:
+    """Each trap at the default max_seed_bytes: was minutes to hours (quadratic), now ms."""
+    data = FAMILIES[family](MIB)
+    assert MIB - 64 < len(data) <= MIB
+    if family in REFUSED:
+        with pytest.raises(SeedParseError, match=REFUSED[family]):
+            parse(data, languages=("de", "en"))
+        return
+    article = parse(data, languages=("de", "en"))
+    assert 0 < len(article.title) <= TITLE_MAX
+    assert article.lead.startswith(article.title.removesuffix("…"))
+    assert unicodedata.is_normalized("NFC", article.lead)
+
+
+@pytest.mark.timeout(20)  # a hang guard: 50,000 initials took minutes before #7
+def test_initials_and_ordinals_do_not_end_the_title_however_many() -> None:
+    article = parse(seed(lead="Laut " + "A. 20. " * 50_000 + "Ende.", body="Text."))
+    assert article.title == "Laut " + "A. 20. " * 14 + "A.…"  # cut at 110, at a word
+
+
+def test_more_than_10000_blocks_are_refused_at_the_first_one_too_many() -> None:
+    ok = parse(seed(body="\n\n".join(["Absatz."] * MAX_BLOCKS)))
+    assert len(ok.body) == MAX_BLOCKS
+    body = "\n\n".join(f"Absatz {i}." for i in range(MAX_BLOCKS + 5))
+    error = parse_error(seed(body=body), display="seeds/x.txt")
+    assert str(error) == (
+        f"seeds/x.txt:{3 + 2 * MAX_BLOCKS}: too many paragraphs: more than {MAX_BLOCKS} "
+        "(a seed is one article)"
+    )
+
+
+def test_a_long_run_of_combining_marks_is_made_stream_safe_with_a_warning() -> None:
+    zalgo = "Z" + "\u0301\u0316" * 40  # 80 marks out of canonical order
+    article = parse(seed(body=f"Text.\n\n{zalgo}."), display="seeds/x.txt")
+    text = article.body[1].text
+    assert unicodedata.is_normalized("NFC", text)
+    assert text.count(CGJ) == 2  # after the 30th and the 60th mark
+    assert sorted(text.replace(CGJ, "")) == sorted(unicodedata.normalize("NFC", zalgo + "."))
+    assert article.warnings == (
+        "seeds/x.txt:5: more than 30 combining marks in a row; "
+        "U+034F inserted after every 30 (Unicode stream-safe text)",
+    )
+
+
+def test_thirty_combining_marks_are_left_alone() -> None:
+    text = "Z" + "\u0301\u0316" * 15
+    article = parse(seed(body=f"{text}."))
+    assert article.body[0].text == unicodedata.normalize("NFC", text + ".")
+    assert article.warnings == ()
+
+
+def test_forbidden_characters_between_marks_cannot_hide_a_long_run() -> None:
+    run = ("\u0301\u0316" * 15 + "\x01") * 4  # runs of 30, joined once \x01 is removed
+    article = parse(seed(body=f"Text a{run}."), display="x.txt")
+    text = article.body[0].text
+    assert unicodedata.is_normalized("NFC", text)
+    assert CGJ in text
+    assert [w.split(": ")[1].split(" ")[0] for w in article.warnings] == ["removed", "more"]
 
 
 # --- published: deterministic slots ordered by NNN ------------------------------------------

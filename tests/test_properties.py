@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import os
 import string
+import unicodedata
 from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from zoneinfo import ZoneInfo
 
 import feedparser
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from feedsvc._text import TITLE_MAX
 from feedsvc.errors import SeedError
+from feedsvc.importer import _TAG, _strip_tags
 from feedsvc.models import Article, FeedMeta, FeedSpec
 from feedsvc.parsing import parse_seed
 from feedsvc.render import render_atom, render_rss
@@ -182,3 +186,51 @@ def test_any_text_renders_escaped_and_intact(lead: str, body: list[str]) -> None
         if entry.title_detail.type == "text/plain":
             assert entry.title == article.title
         assert _blocks(f"<p>{entry.summary}</p>") == [article.lead]
+
+
+# --- hostile seeds: long runs of what trips a parser (#7) -----------------------------------
+
+HOSTILE_UNITS = st.sampled_from(
+    [
+        *(".", "!?", "…", ". x", '."', '"', "„Ja.“ x ", "!« "),
+        *("A. ", "Dr. Prof. ", "z. B. ", "»Dr.« ", "20. ", "50.000.", "1."),
+        *("x", "a.b", " Wort", " \u2003\u00a0\t", "\n", "\n\n", "\r\n", "\n \n"),
+        *("\u0301\u0316", "\u0f73", "u\u0308 ", "\U0001d16d\U0001d167", "\x01" + "x" * 30),
+    ]
+)
+
+
+@st.composite
+def hostile_seeds(draw: st.DrawFn) -> bytes:
+    """A date line, then lead and body made of a few hostile units repeated up to 20,000 times."""
+    runs = draw(st.lists(st.tuples(HOSTILE_UNITS, st.integers(1, 20_000)), min_size=1, max_size=3))
+    text = "".join(unit * count for unit, count in runs)
+    lead = draw(st.sampled_from(["Ein ", "", "Laut "]))
+    gap = draw(st.sampled_from(["", "\n\n", " Satz.\n\nText "]))
+    return f"date 2024-11 {lead}{text}{gap}Ende.\n".encode()
+
+
+@settings(FUZZ, max_examples=80)
+@given(hostile_seeds())
+@pytest.mark.timeout(30)  # a hang guard: before #7 one such seed could take minutes
+def test_hostile_seeds_parse_or_raise_a_seed_error(data: bytes) -> None:
+    try:
+        article = parse_seed(data, source="x.txt", now=NOW, max_bytes=len(data))
+    except SeedError:
+        return  # refused with a reason, like any bad seed (checked above)
+    assert 0 < len(article.title) <= TITLE_MAX
+    assert article.lead.startswith(article.title.removesuffix("…"))
+    for text in (article.title, article.lead, *(b.text for b in article.body)):
+        assert unicodedata.is_normalized("NFC", text)
+
+
+@FUZZ
+@given(st.text(alphabet="<>/ab \n&", max_size=60))
+def test_tag_stripping_is_the_same_as_the_plain_regex(title: str) -> None:
+    assert _strip_tags(title) == _TAG.sub("", title)
+
+
+@pytest.mark.timeout(20)  # a hang guard: "<" without ">" made each "<" scan to the end
+def test_tag_stripping_of_a_million_open_brackets() -> None:
+    assert _strip_tags("<" * 1_000_000 + "x") == "<" * 1_000_000 + "x"
+    assert _strip_tags("<b>" + "<" * 1_000_000 + ">x") == "x"

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import re
+import unicodedata
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from feedsvc._text import (
+    ABBREVIATIONS,
+    CGJ,
     TITLE_MAX,
     find_forbidden,
+    find_mark_run,
     first_sentence,
     has_forbidden,
     make_title,
+    nfc,
     squash,
+    stream_safe,
     strip_forbidden,
 )
 
@@ -122,3 +133,128 @@ def test_allowed_characters_are_kept() -> None:
 def test_squash() -> None:
     assert squash("  a \t b\n\nc \u00a0 d  ") == "a b c d"
     assert squash(" \n\t ") == ""
+
+
+# --- hostile input: linear, and the same titles as before (#7) ------------------------------
+
+# The title rules as they were before #7, kept as the reference: right, but quadratic (a run of
+# periods, or many initials, re-scanned the text before each). Fine on short text.
+_REF_BOUNDARY = re.compile(
+    r"""(?P<end>[.!?…]+)(?P<close>["'”“’‘»«)\]]*)\s+(?=["'„“‚‘»«(\[]?[A-ZÄÖÜ0-9])"""
+)
+
+
+def _reference_is_abbreviation(before: str) -> bool:
+    m = re.search(r"(\S+)$", before)
+    if not m:
+        return False
+    word = m.group(1).lstrip("\"'„“‚‘»«([")
+    if not word:
+        return False
+    if word[-1].isdigit():
+        return True
+    bare = word.replace(".", "").lower()
+    if len(bare) <= 1:
+        return bare.isalpha()
+    return bare in ABBREVIATIONS
+
+
+def _reference_first_sentence(text: str) -> str:
+    for m in _REF_BOUNDARY.finditer(text):
+        if m.group("end") == "." and _reference_is_abbreviation(text[: m.start()]):
+            continue
+        return text[: m.end("close")].strip()
+    return text.strip()
+
+
+def _reference_make_title(lead: str, limit: int = TITLE_MAX) -> str:
+    sentence = _reference_first_sentence(lead)
+    if sentence.endswith(".") and not sentence.endswith(".."):
+        sentence = sentence[:-1].rstrip()
+    if len(sentence) <= limit:
+        return sentence or lead.strip()[:limit]
+    cut = sentence[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:-–—") + "…"
+
+
+CI = bool(os.environ.get("CI"))
+HOSTILE = settings(
+    max_examples=400, deadline=None, derandomize=CI, suppress_health_check=[HealthCheck.too_slow]
+)
+# Pieces of leads that trip sentence rules: initials, abbreviations, ordinals, thousands,
+# quotes around and after periods, runs of ends, lowercase after ends, odd whitespace.
+PIECES = st.sampled_from(
+    [
+        *("A. ", "B.", "z. B. ", "z.B. ", "Dr. ", "Prof.", "usw. ", "St.", "Co. ", "u. a. "),
+        *("20. ", "50.000 ", "1.", "5 %. ", "5 €. ", "²."),
+        *('"', "'", "„", "“", "”", "»", "«", "(", ")", "[", "]", '."', ".“ ", "!« "),
+        *(".", "..", "...", "!", "?", "…", "?!", ". ", "! ", "? "),
+        *("Ende", "ende", "Neu ", "x", "Wort ", "Ä", "0", "Über "),
+        *(" ", "  ", "\t", "\n", "\u00a0", "\u2003"),
+    ]
+)
+LEADS = st.lists(PIECES, max_size=90).map("".join)
+
+
+@HOSTILE
+@given(LEADS)
+def test_titles_are_the_same_as_before(text: str) -> None:
+    """The linear rules give exactly the old titles (squashed, as a lead is, and raw)."""
+    for lead in (squash(text), text):
+        assert first_sentence(lead) == _reference_first_sentence(lead)
+        assert make_title(lead) == _reference_make_title(lead)
+
+
+@settings(HOSTILE, max_examples=60)
+@given(
+    st.lists(st.tuples(PIECES, st.integers(1, 40_000)), min_size=1, max_size=4),
+    st.sampled_from(["", "Ein ", "x"]),
+)
+@pytest.mark.timeout(20)  # a hang guard: the old rules took minutes on one such lead
+def test_titles_of_long_hostile_leads(runs: list[tuple[str, int]], start: str) -> None:
+    lead = start + "".join(piece * count for piece, count in runs) + " und weiter."
+    for text in (lead, squash(lead)):
+        title = make_title(text)
+        assert len(title) <= TITLE_MAX
+        assert title.strip() or not text.strip()
+        assert text.strip().startswith(title.removesuffix("…"))
+        assert first_sentence(text) in text
+
+
+MARKS = st.sampled_from(
+    ["a", "Z", " ", "\u0301", "\u0316", "\u0308", "\u0344", "\u0f73", "\u0f40", "\U0001d16d"]
+)
+
+
+@HOSTILE
+@given(st.lists(MARKS, max_size=300).map("".join))
+def test_nfc_is_nfc_and_breaks_only_runs_of_more_than_30_marks(text: str) -> None:
+    result, run = nfc(text)
+    assert unicodedata.is_normalized("NFC", result)
+    if run < 0:
+        assert result == unicodedata.normalize("NFC", text)
+        assert CGJ not in result
+    else:
+        assert find_mark_run(text) == run
+        assert find_mark_run(result) == -1
+
+
+@pytest.mark.timeout(20)  # a hang guard: CPython's NFC sorts a run of marks by insertion
+@pytest.mark.parametrize(
+    "run", ["\u0301\u0316", "\u0316\u0301", "\u0f73", "\U0001d16d\U0001d167", "\u0344\u0316"]
+)
+def test_nfc_of_half_a_million_marks(run: str) -> None:
+    result, offset = nfc("a" + run * 250_000)
+    assert offset == 1
+    assert unicodedata.is_normalized("NFC", result)
+    assert find_mark_run(result) == -1
+
+
+def test_text_with_few_marks_is_left_as_it_is() -> None:
+    text = "Mu\u0308ller, Zo\u0308e\u0301, A\u030a\u0301"
+    assert nfc(text) == (unicodedata.normalize("NFC", text), -1)
+    assert stream_safe(text) == text
+    assert stream_safe("Z" + "\u0301" * 31) == "Z" + "\u0301" * 30 + CGJ + "\u0301"
