@@ -191,7 +191,7 @@ class Rebuilder:
         t0 = time.perf_counter()
         try:
             if not publisher.seeds.is_dir():  # never read a missing folder as "all deleted"
-                raise SeedsDirError(publisher.seeds, "seeds directory missing or not a directory")
+                raise SeedsDirError(publisher.seeds, "the seeds directory is missing")
             report = publisher.build(None if full else paths)
         except Exception as e:
             seconds = time.perf_counter() - t0

@@ -290,14 +290,13 @@ class SeedWatcher:
             was = self._status
             self._detach()
             if here is None:
-                if was.state != "missing" or was.problem != why:
+                problem = f"seeds directory {self.seeds} is {why}"
+                if was.problem != problem:
                     log.error(
-                        "seeds directory %s is %s: nothing is published until it is back; "
-                        "the feeds stay as they are",
-                        self.seeds,
-                        why,
+                        "%s: nothing is published until it is back; the feeds stay as they are",
+                        problem,
                     )
-                self._set("missing", f"seeds directory {self.seeds} is {why}")
+                self._set("missing", problem)
                 return self._status
             try:
                 self._attach()

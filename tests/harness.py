@@ -57,7 +57,14 @@ def key_of(n: int) -> str:
 class Daemon:
     """One ``feedsvc run`` subprocess on a temp site, with its log collected."""
 
-    def __init__(self, root: Path, *args: str, serve: bool = True, healthy: bool = True) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *args: str,
+        serve: bool = True,
+        healthy: bool = True,
+        start_timeout: float = START_DEADLINE,
+    ) -> None:
         self.root = root
         self.lines: list[str] = []
         self.port = 0
@@ -74,14 +81,14 @@ class Daemon:
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         if serve:
-            found = wait_for(self._port, timeout=START_DEADLINE, what="the listening port")
+            found = wait_for(self._port, timeout=start_timeout, what="the listening port")
             self.port = int(found)
             if healthy:
-                wait_for(lambda: self.get("/healthz")[0] == 200, timeout=START_DEADLINE)
+                wait_for(lambda: self.get("/healthz")[0] == 200, timeout=start_timeout)
             else:  # started, has looked at seeds/, and says why it is not healthy
-                wait_for(lambda: self.logged("running (pid"), timeout=START_DEADLINE)
+                wait_for(lambda: self.logged("running (pid"), timeout=start_timeout)
         else:
-            wait_for(lambda: self.logged("full build"), timeout=START_DEADLINE)
+            wait_for(lambda: self.logged("full build"), timeout=start_timeout)
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -144,11 +151,17 @@ class Daemon:
     def served(self, key: str, *names: str, where: Callable[[Any], bool] = bool) -> None:
         """Wait until the entry ``key`` is in each feed ``names`` (Atom and RSS when none)
         and ``where(entry)`` holds in each."""
+
+        def check(name: str) -> bool:
+            status, _, body = self.get("/" + name)
+            if status != 200:
+                return False
+            parsed = feedparser.parse(body)
+            found = [e for e in parsed.entries if e.id.rsplit(":", 1)[-1] == key]
+            return parsed.bozo == 0 and bool(found) and where(found[0])
+
         for name in names or ("atom.xml", "rss.xml"):
-            wait_for(
-                lambda name=name: where(self.entries(name).get(key)),
-                what=f"entry {key} as expected in {name}",
-            )
+            wait_for(lambda name=name: check(name), what=f"entry {key} as expected in {name}")
 
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
