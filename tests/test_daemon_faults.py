@@ -113,14 +113,13 @@ def test_seeds_deleted_and_recreated_is_watched_again(tmp_path: Path) -> None:
         daemon.seeds.mkdir()
         write(daemon.seeds / seed_name(1), first)
         write(daemon.seeds / seed_name(2), seed_text("Nach dem Neuanlegen.", body="Neu."))
-        daemon.served(key_of(2))  # within seconds, not at the 300 s rescan
+        daemon.served(key_of(2))
+        write(daemon.seeds / seed_name(3), seed_text("Noch eine danach.", body="Auch."))
+        daemon.served(key_of(3))  # within seconds, not at the 300 s rescan: watched again
         status = daemon.settled()
         assert status["watch"]["state"] == "watching"
         assert status["watch"]["reattached"] >= 1
         assert daemon.logged("re-attached")
-
-        write(daemon.seeds / seed_name(3), seed_text("Noch eine danach.", body="Auch."))
-        daemon.served(key_of(3))  # and the new watch keeps working
         assert healthz(daemon)[0] == 200
     finally:
         assert daemon.stop() == 0
