@@ -480,8 +480,9 @@ class Daemon:
         The build is not waited for beyond ``timeout``: the caller then ends the process,
         which rolls the build's store transaction back (the feeds are replaced atomically).
         """
+        started = time.monotonic()
         self.watcher.stop()
-        finished = self.rebuilder.shutdown(timeout)
+        finished = self.rebuilder.shutdown(max(0.0, timeout - (time.monotonic() - started)))
         if self.server is not None:
             self.server.stop()
         self._set_hub(None)

@@ -96,21 +96,24 @@ class Rebuilder:
 
     def start(self) -> None:
         """Start the scheduler and the periodic rescan."""
-        self._schedule_rescan(self._publisher.settings)
+        trigger = self._schedule_rescan(self._publisher.settings)
+        log.info("periodic full rescan: %s", trigger)
         self._scheduler.start()
 
     def reconfigure(self, publisher: Publisher) -> None:
         """Use a new publisher (SIGHUP) from the next build on, with its rescan schedule."""
         with self._cond:
             self._publisher = publisher
-        self._schedule_rescan(publisher.settings)
+        trigger = self._schedule_rescan(publisher.settings)
+        if self._scheduler.running:
+            log.info("periodic full rescan: %s", trigger)
 
-    def _schedule_rescan(self, settings: Settings) -> None:
+    def _schedule_rescan(self, settings: Settings) -> CronTrigger | IntervalTrigger:
         trigger = rescan_trigger(settings)
         self._scheduler.add_job(
             self._periodic, trigger, id=RESCAN_JOB, name="rescan", replace_existing=True
         )
-        log.info("periodic full rescan: %s", trigger)
+        return trigger
 
     def _retry(self) -> None:
         """After a failed build: build what is still pending (unless a change did already)."""
