@@ -483,10 +483,12 @@ class Daemon:
         started = time.monotonic()
         self.watcher.stop()
         finished = self.rebuilder.shutdown(max(0.0, timeout - (time.monotonic() - started)))
+        if not finished:  # the process ends now: its sockets and threads go with it
+            return False
         if self.server is not None:
             self.server.stop()
         self._set_hub(None)
-        return finished
+        return True
 
 
 def run(
