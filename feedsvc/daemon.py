@@ -1,8 +1,10 @@
 """``feedsvc run``: watch seeds/, rebuild through the scheduler, serve feeds/, until a signal.
 
-Start order: daemon lock → HTTP server → watcher → scheduler with a full rescan (so nothing
-that changed while the daemon was down, or while it was starting, is missed). Stop order is
-the reverse: no new events, then the build in flight finishes, then the server closes.
+Start order: daemon lock → HTTP server (its bound address gives ``base_url`` when none is
+set) → watcher → scheduler with a full rescan (so nothing that changed while the daemon was
+down, or while it was starting, is missed). Stop order is the reverse: no new events, then
+the build in flight finishes (or, past ``STOP_SECONDS``, is abandoned by ending the process),
+then the server closes.
 """
 
 from __future__ import annotations
