@@ -17,15 +17,33 @@ test: $(STAMP) system-deps
 	$(BIN)/mypy
 	$(BIN)/pytest
 
-# Headless Chromium and newsboat for the screenshot and feed-reader tests. Installed with apt
-# when run as root (CI); elsewhere those tests skip and say why.
+# Headless Chromium, newsboat and nginx for the screenshot, feed-reader and nginx-snippet tests.
+# Installed with apt when run as root (CI); elsewhere those tests skip and say why.
+# apt waits for a busy package manager (unattended-upgrades, another install) instead of
+# failing: DPkg::Lock::Timeout covers the dpkg locks of `install` but not the lists lock of
+# `update` (apt 2.6), so `update` is retried every APT_RETRY s while another apt holds it.
+APT_WAIT    ?= 600
+APT_RETRY   ?= 5
+SYSTEM_CMDS ?= chromium newsboat nginx
+SYSTEM_PKGS ?= chromium newsboat nginx fonts-dejavu-core
+APT_GET     := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=$(APT_WAIT)
+
 system-deps:
-	@if command -v chromium >/dev/null && command -v newsboat >/dev/null; then :; \
+	@missing=; for c in $(SYSTEM_CMDS); do \
+	  command -v $$c >/dev/null || [ -x /usr/sbin/$$c ] || missing="$$missing $$c"; done; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing chromium and newsboat (apt)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends chromium newsboat fonts-dejavu-core >/dev/null; \
-	else echo "note: chromium or newsboat missing and no root apt-get: their tests will skip"; fi
+	  echo "installing $(SYSTEM_PKGS) (apt; missing:$$missing)"; \
+	  waited=0; \
+	  until out=$$($(APT_GET) update -qq 2>&1); do \
+	    case "$$out" in *"Could not get lock"*|*"Unable to lock"*) ;; \
+	      *) echo "$$out" >&2; exit 1;; esac; \
+	    if [ $$waited -ge $(APT_WAIT) ]; then echo "$$out" >&2; exit 1; fi; \
+	    if [ $$waited = 0 ]; then echo "apt is busy: waiting up to $(APT_WAIT) s for its lock"; fi; \
+	    sleep $(APT_RETRY); waited=$$((waited + $(APT_RETRY))); \
+	  done; \
+	  $(APT_GET) install -y -qq --no-install-recommends $(SYSTEM_PKGS) >/dev/null; \
+	else echo "note:$$missing missing and no root apt-get: their tests will skip"; fi
 
 bench: $(STAMP)
 	$(BIN)/python bench/build_bench.py

@@ -1,12 +1,15 @@
-"""Benchmark for ``feedsvc run``: change-to-served latency, idle CPU, and 304s per second.
+"""Benchmark for ``feedsvc run``: change-to-served latency, idle CPU, 304s per second, and
+the faults of issue #7 that are about time: a re-created seeds/ served again, and SIGTERM
+during a cold build.
 
 Run on demand, not as a test: the figures depend on the machine and its load, so they are
 printed beside the issue's targets, never asserted. Targets: a seed written is served over
 HTTP with median ≤ 1 s and p95 ≤ 2 s (debounce included); the idle daemon uses under 1 % of a
 CPU (inotify, no busy polling); and as many 304 responses per second as the machine gives.
 
-It starts a real ``feedsvc run`` subprocess on a temporary copy of the shared corpus (1014
-real articles), on 127.0.0.1 and a free port, and removes everything afterwards. The 304 load
+It starts a real ``feedsvc run`` subprocess (with the tests' harness, tests/harness.py) on a
+temporary copy of the shared corpus (1014 real articles), on 127.0.0.1 and a free port, and
+removes everything afterwards. The 304 load
 comes from ``wrk`` (Debian: ``apt-get install -y wrk``) when installed, else from a small
 Python client (and says so).
 
@@ -29,82 +32,57 @@ import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from tests.harness import Daemon, wait_for  # noqa: E402  (the daemon harness the tests use too)
+
 CORPUS = REPO.parent / "shared" / "corpus" / "de-news.tar.gz"
-FEEDSVC = [sys.executable, "-c", "from feedsvc.cli import main; main()"]
 POLL = 0.01  # seconds between polls of the served feed while timing a change
+START_SECONDS = 60.0  # the daemon's start and first build of the corpus
 
 
-class Daemon:
-    """A ``feedsvc run`` subprocess; its log is drained in a thread so it never blocks."""
-
-    def __init__(self, site: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
-        self.proc = subprocess.Popen(
-            [*FEEDSVC, "run", "--config", str(site / "feedsvc.toml"), "--port", "0"],
-            cwd=site, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self.port = int(_wait(self._port, 60, "the daemon's port"))
-        _wait(lambda: self.get("/healthz")[0] == 200, 60, "the first build")
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def _port(self) -> str | None:
-        if self.proc.poll() is not None:
-            raise SystemExit("the daemon exited:\n" + "\n".join(self.lines))
-        for line in list(self.lines):
-            m = re.search(r"at http://127\.0\.0\.1:(\d+)/", line)
-            if m:
-                return m.group(1)
-        return None
-
-    def get(
-        self, path: str, headers: dict[str, str] | None = None
-    ) -> tuple[int, http.client.HTTPMessage, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            conn.request("GET", path, headers=headers or {})
-            resp = conn.getresponse()
-            return resp.status, resp.headers, resp.read()
-        finally:
-            conn.close()
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the daemon so far, from /proc."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> int:
-        self.proc.terminate()
-        try:
-            return self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
-        finally:
-            self._reader.join(timeout=5)
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise SystemExit(f"gave up waiting for {what} after {timeout:g} s")
+def reattach(daemon: Daemon, seeds: Path) -> float:
+    """Seconds from seeds/ replaced by a fresh copy to a seed written into it being served."""
+    fresh, old = seeds.with_name("seeds.new"), seeds.with_name("seeds.old")
+    shutil.copytree(seeds, fresh)
+    os.rename(seeds, old)
+    start = time.perf_counter()
+    os.rename(fresh, seeds)
+    marker = "Neuangelegtmarke"
+    (seeds / f"9999_{0xBF00000000000000:016x}.txt").write_text(
+        f" date {datetime.now(UTC).replace(microsecond=0).isoformat()} {marker}.\n\nText.\n",
+        encoding="utf-8",
+    )
+    while marker.encode() not in daemon.get("/atom.xml")[2]:
+        if time.perf_counter() > start + 30:
+            raise SystemExit("a seed in the re-created seeds/ was not served within 30 s")
+        time.sleep(POLL)
+    took = time.perf_counter() - start
+    shutil.rmtree(old)
+    return took
+
+
+def stop_during_cold_build(site: Path) -> tuple[float, bool, int]:
+    """(seconds from SIGTERM to exit, build abandoned?, exit status) in a cold corpus build."""
+    shutil.rmtree(site / "state")
+    shutil.rmtree(site / "feeds")
+    daemon = Daemon(site, healthy=False, start_timeout=START_SECONDS)
+    try:
+        wait_for(lambda: daemon.status()["building"], timeout=30, what="the cold build")
+        start = time.perf_counter()
+        code = daemon.stop(timeout=10)
+        return time.perf_counter() - start, daemon.logged("abandoning the build"), code
+    finally:
+        daemon.close()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -135,10 +113,11 @@ def latency(daemon: Daemon, seeds: Path, changes: int) -> list[float]:
 
 def idle_cpu(daemon: Daemon, seconds: float) -> float:
     """Percent of one CPU the daemon used while nothing happened."""
-    time.sleep(2)  # let the last build and its logging settle
-    cpu0, t0 = daemon.cpu_seconds(), time.monotonic()
+    daemon.settled(timeout=30)  # the last build done and reported
+    pid = daemon.proc.pid
+    cpu0, t0 = cpu_seconds(pid), time.monotonic()
     time.sleep(seconds)
-    return 100 * (daemon.cpu_seconds() - cpu0) / (time.monotonic() - t0)
+    return 100 * (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
 
 
 def load_304(daemon: Daemon, seconds: float) -> tuple[str, float, int]:
@@ -210,7 +189,7 @@ def main() -> None:
         )
         count = sum(1 for _ in seeds.iterdir())
         started = time.perf_counter()
-        daemon = Daemon(site)
+        daemon = Daemon(site, start_timeout=START_SECONDS)
         try:
             ready = time.perf_counter() - started
             print(f"corpus: {count} seeds; daemon up and first build served in {ready:.2f} s")
@@ -226,10 +205,17 @@ def main() -> None:
             print(f"idle CPU over {args.idle:g} s: {cpu:.2f} % of one core (target < 1 %)")
             tool, rate, total = load_304(daemon, args.load)
             print(f"304 responses: {rate:,.0f} per second ({total:,} in {args.load:g} s, {tool})")
+            again = reattach(daemon, seeds)
+            print(f"seeds/ replaced by a copy: a new seed in it served after {again * 1000:.0f} ms")
             status = json.loads(daemon.get("/status")[2])
         finally:
             code = daemon.stop()
         print(f"builds: {status['builds']}; SIGTERM exit status {code}")
+        took, abandoned, code = stop_during_cold_build(site)
+        print(
+            f"SIGTERM during the cold build of {count} seeds: exit status {code} after "
+            f"{took:.2f} s (target < 5 s; build abandoned: {'yes' if abandoned else 'no'})"
+        )
         if args.json:
             figures = {
                 "seeds": count,
@@ -239,6 +225,8 @@ def main() -> None:
                 "not_modified_per_s": rate,
                 "load_tool": tool,
                 "builds": status["builds"],
+                "reattach_served_s": again,
+                "sigterm_in_cold_build_exit_s": took,
             }
             print(json.dumps(figures, indent=2))
 

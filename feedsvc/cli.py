@@ -239,9 +239,10 @@ def run(
 ) -> None:
     """Watch the seeds, rebuild the feeds within a second of a change, and serve them.
 
-    Runs until SIGTERM or Ctrl-C (exit status 0); SIGHUP reloads the config. Seeds that
-    changed while it was stopped are picked up at start. /healthz and /status report on
-    the builds.
+    Runs until SIGTERM or Ctrl-C (exit status 0); SIGHUP reloads the config (a config
+    that is empty or invalid is refused and the running one kept). Seeds that changed while
+    it was stopped are picked up at start. /healthz and /status report on the builds, the
+    seeds folder and the main feed. Without base_url, links use the address served.
 
     \b
     Example:
@@ -260,12 +261,14 @@ def run(
         "serve": False if no_serve else None,
     }
 
-    def load() -> Settings:
-        return load_settings(config=config, overrides=overrides)
+    def load(*, reloading: bool = False) -> Settings:
+        # An empty config file means "all defaults" at start, but a running daemon refuses
+        # it: a file truncated mid-save must not reset every setting.
+        return load_settings(config=config, overrides=overrides, allow_empty=not reloading)
 
     setup_logging(log_level, log_format)
     try:
-        code = run_daemon(load(), reload=load)
+        code = run_daemon(load(), reload=lambda: load(reloading=True))
     except FeedsvcError as e:
         raise click.ClickException(str(e)) from e
     sys.exit(code)

@@ -194,14 +194,30 @@ class Settings(BaseModel):
         return urlsplit(self.base_url).hostname or "localhost"
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_toml(path: Path, *, allow_empty: bool = True) -> dict[str, Any]:
+    """The file's settings; relative paths in it resolved against its folder.
+
+    An empty file (no settings at all, comments aside) means "all defaults" at start; with
+    ``allow_empty=False`` (a reload) it is refused, since a file truncated by an editor or a
+    failed copy would otherwise reset every setting of a running daemon.
+    """
     try:
-        with path.open("rb") as f:
-            data = tomllib.load(f)
+        raw = path.read_bytes()
     except FileNotFoundError as e:
         raise ConfigError("config", f"file not found: {path}") from e
+    except OSError as e:
+        raise ConfigError("config", f"cannot read: {e.strerror or e}", source=str(path)) from e
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        reason = f"not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})"
+        raise ConfigError("config", reason, source=str(path)) from e
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError("config", f"not valid TOML: {e}", source=str(path)) from e
+    if not data and not allow_empty:
+        raise ConfigError("config", "file is empty (no settings)", source=str(path))
     allowed = set(Settings.model_fields)
     for key, value in data.items():
         if key not in allowed:
@@ -232,11 +248,17 @@ def load_settings(
     config: Path | None = None,
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    allow_empty: bool = True,
 ) -> Settings:
-    """Merge TOML, environment and flags (later wins) into one validated ``Settings``."""
+    """Merge TOML, environment and flags (later wins) into one validated ``Settings``.
+
+    Only what was given lands in ``Settings.model_fields_set``, so a caller can tell a
+    default from an explicit choice (``feedsvc run`` derives ``base_url`` when it is not
+    set). ``allow_empty=False`` refuses a config file without settings (used on reload).
+    """
     env = os.environ if env is None else env
     path = find_config(config, env)
-    values: dict[str, Any] = _read_toml(path) if path else {}
+    values: dict[str, Any] = _read_toml(path, allow_empty=allow_empty) if path else {}
     sources = dict.fromkeys(values, str(path))
     for name in Settings.model_fields:
         raw = env.get(ENV_PREFIX + name.upper())

@@ -1,12 +1,15 @@
 """``feedsvc run``: watch seeds/, rebuild through the scheduler, serve feeds/, until a signal.
 
-Start order: daemon lock → HTTP server → watcher → scheduler with a full rescan (so nothing
-that changed while the daemon was down, or while it was starting, is missed). Stop order is
-the reverse: no new events, then the build in flight finishes, then the server closes.
+Start order: daemon lock → HTTP server (its bound address gives ``base_url`` when none is
+set) → watcher → scheduler with a full rescan (so nothing that changed while the daemon was
+down, or while it was starting, is missed). Stop order is the reverse: no new events, then
+the build in flight finishes (or, past ``STOP_SECONDS``, is abandoned by ending the process),
+then the server closes.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import os
@@ -17,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -35,6 +39,8 @@ from .websub import HubNotifier, feed_urls
 log = logging.getLogger(__name__)
 
 STOP_SECONDS = 3.0  # how long a stop waits for the build in flight (the whole stop: < 5 s)
+STOP_DEADLINE = 4.5  # the hard limit for a whole stop: then the process ends regardless
+LOG_NAMES = 20  # file or feed names in one log line at most
 WEBSUB_CLOSE_SECONDS = 0.5  # then how long it waits for WebSub pings still pending
 DAEMON_LOCK = "daemon.lock"
 LogFormat = Literal["text", "json"]
@@ -79,11 +85,28 @@ def _error_json(error: SeedError) -> dict[str, Any]:
     return {"path": error.path, "line": error.line, "reason": error.reason}
 
 
-class DaemonStatus:
-    """What ``/healthz`` and ``/status`` report: the daemon's builds, not the core's."""
+Probe = Callable[[], list[str]]
+"""The daemon's own checks at each health request: one line per problem, none when fine."""
 
-    def __init__(self) -> None:
+
+class DaemonStatus:
+    """What ``/healthz`` and ``/status`` report: the daemon's builds, not the core's.
+
+    Healthy while the last build succeeded and ``probe`` finds no problem (seeds folder there
+    and watched, main feed on disk); each problem is named in ``reason``.
+    """
+
+    def __init__(
+        self,
+        *,
+        probe: Probe | None = None,
+        details: Callable[[], Mapping[str, Any]] | None = None,
+        feeds_dir: Path = Path("."),
+    ) -> None:
         self._lock = threading.Lock()
+        self._probe = probe
+        self._details = details
+        self.feeds_dir = feeds_dir  # for the names of written files in the log
         self.started = datetime.now(UTC)
         self.builds = 0
         self.failed = 0
@@ -93,31 +116,39 @@ class DaemonStatus:
     def record(self, outcome: BuildOutcome) -> None:
         """Count a build and log what changed; seed errors are logged once, when they appear."""
         with self._lock:
-            previous = self.last_ok
+            previous, last = self.last_ok, self.last
             self.builds += 1
             self.last = outcome
             if outcome.ok:
                 self.last_ok = outcome
             else:
                 self.failed += 1
-        _log_outcome(outcome, previous)
+        same_failure = (
+            last is not None
+            and last.error is not None
+            and outcome.error is not None
+            and str(last.error) == str(outcome.error)
+        )
+        _log_outcome(outcome, previous, feeds_dir=self.feeds_dir, repeated=same_failure)
 
     def snapshot(self) -> tuple[bool, Mapping[str, Any]]:
-        """(healthy, the ``/status`` document); healthy while the last build succeeded."""
+        """(healthy, the ``/status`` document)."""
         with self._lock:
             last, last_ok = self.last, self.last_ok
             builds, failed = self.builds, self.failed
         report = last_ok.report if last_ok is not None else None
+        problems = self._probe() if self._probe is not None else []
         if last is None:
-            healthy, reason = False, "starting: no build has finished yet"
+            problems.append("starting: no build has finished yet")
         elif last.error is not None:
-            healthy, reason = False, f"last build failed: {last.error}"
-        else:
-            healthy, reason = True, "ok"
+            problems.append(f"last build failed: {last.error}")
+        healthy = not problems
+        reason = "; ".join(problems) if problems else "ok"
         errors = report.errors if report is not None else []
         info: dict[str, Any] = {
             "healthy": healthy,
             "reason": reason,
+            "problems": problems,
             "version": __version__,
             "pid": os.getpid(),
             "started": _iso(self.started),
@@ -129,6 +160,8 @@ class DaemonStatus:
             "last_build": None if last is None else _outcome_json(last),
             "last_success": None if last_ok is None else _iso(last_ok.started),
         }
+        if self._details is not None:
+            info.update(self._details())
         return healthy, info
 
 
@@ -143,17 +176,74 @@ def _outcome_json(outcome: BuildOutcome) -> dict[str, Any]:
     }
     if outcome.report is not None:
         r = outcome.report
-        data.update(
-            new=r.new, changed=r.changed, deleted=r.deleted, written=[p.name for p in r.written]
-        )
+        data.update(new=r.new, changed=r.changed, deleted=r.deleted, written=len(r.written))
     return data
 
 
-def _log_outcome(outcome: BuildOutcome, previous: BuildOutcome | None) -> None:
+@dataclass(frozen=True, slots=True)
+class Written:
+    """The files a build wrote, summed up: feed documents by name, the rest counted."""
+
+    feeds: list[str]
+    archive_pages: int
+    html_pages: int
+    other: int
+
+    @classmethod
+    def of(cls, written: list[Path], feeds_dir: Path) -> Written:
+        root = os.path.abspath(feeds_dir)
+        feeds: list[str] = []
+        archive = html = other = 0
+        for path in written:
+            rel = os.path.relpath(os.path.abspath(path), root).replace(os.sep, "/")
+            folder, _, name = rel.rpartition("/")
+            if name.endswith((".html", ".htm")):
+                html += 1
+            elif folder == "archive" or folder.endswith("/archive"):
+                archive += 1
+            elif name.endswith((".xml", ".json")):
+                feeds.append(rel)
+            else:
+                other += 1  # .gz siblings, images
+        return cls(feeds, archive, html, other)
+
+    def __str__(self) -> str:
+        shown = self.feeds[:LOG_NAMES]
+        more = len(self.feeds) - len(shown)
+        names = ", ".join(shown) + (f" and {more} more" if more else "")
+        parts = [f"feeds {names}"] if shown else []
+        for count, what in (
+            (self.archive_pages, "archive pages"),
+            (self.html_pages, "HTML pages"),
+            (self.other, "other files"),
+        ):
+            if count:
+                parts.append(f"{count} {what}")
+        return ", ".join(parts)
+
+
+def _names(paths: list[Path], limit: int = LOG_NAMES) -> str:
+    shown = ", ".join(p.name for p in paths[:limit])
+    return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
+
+
+def _log_outcome(
+    outcome: BuildOutcome,
+    previous: BuildOutcome | None,
+    *,
+    feeds_dir: Path = Path("."),
+    repeated: bool = False,
+) -> None:
+    """One line per build at INFO (counts and feed names, never a file list); details at DEBUG.
+
+    A failure is logged at ERROR when it first appears; the same failure again (a retry) only
+    at DEBUG, so a folder that stays missing does not fill the log.
+    """
     if outcome.error is not None:
         bug = not isinstance(outcome.error, FeedsvcError)
-        log.error(
-            "%s build failed, will retry at the next change or rescan: %s",
+        log.log(
+            logging.DEBUG if repeated and not bug else logging.ERROR,
+            "%s build failed, old feeds kept, will retry: %s",
             outcome.kind,
             outcome.error,
             exc_info=outcome.error if bug else None,
@@ -173,6 +263,7 @@ def _log_outcome(outcome: BuildOutcome, previous: BuildOutcome | None) -> None:
         log.warning("%s", warning)
     changed = report.new or report.changed or report.deleted or report.written
     level = logging.INFO if changed or known != now or previous is None else logging.DEBUG
+    written = report.written
     log.log(
         level,
         "%s build: %d articles (%d new, %d changed, %d deleted, %d errors)%s in %.3f s",
@@ -182,9 +273,11 @@ def _log_outcome(outcome: BuildOutcome, previous: BuildOutcome | None) -> None:
         report.changed,
         report.deleted,
         len(report.errors),
-        ", wrote " + ", ".join(p.name for p in report.written) if report.written else "",
+        f", wrote {len(written)} files: {Written.of(written, feeds_dir)}" if written else "",
         outcome.seconds,
     )
+    if written and log.isEnabledFor(logging.DEBUG):
+        log.debug("wrote %s", _names(written))
 
 
 # --- the daemon ---------------------------------------------------------------------------------
@@ -222,13 +315,35 @@ def daemon_lock(state_dir: Path) -> Iterator[None]:
         yield
 
 
+def served_base_url(settings: Settings, address: tuple[str, int]) -> str | None:
+    """``base_url`` for a daemon serving at ``address``, when the settings did not set one.
+
+    ``--port 0`` picks a free port at bind time, so the default ``http://localhost:8080/``
+    would make every link in the feeds dead: take the real address instead. None when
+    ``base_url`` was given (config file, ``FEEDSVC_BASE_URL``), which always wins.
+    """
+    if "base_url" in settings.model_fields_set:
+        return None
+    host, port = address
+    if host in ("", "0.0.0.0"):  # every IPv4 address: this host's loopback works for a test
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}/"
+
+
 class Daemon:
     """The running parts: watcher → rebuilder → store/feeds; server over feeds/."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.status = DaemonStatus()
-        self.rebuilder = Rebuilder(Publisher(settings), on_result=self._built)
+        self.publisher = Publisher(settings)
+        self.status = DaemonStatus(
+            probe=self._problems, details=self._details, feeds_dir=settings.feeds_dir
+        )
+        self.rebuilder = Rebuilder(self.publisher, on_result=self._built)
         self.notifier: HubNotifier | None = None
         self.watcher = self._watcher(settings)
         self.app = FeedApp(serve_options(settings), status=self.status.snapshot)
@@ -255,10 +370,66 @@ class Daemon:
         if notifier is not None and report is not None and report.written:
             notifier.notify(feed_urls(report, self.settings))
 
+    def _problems(self) -> list[str]:
+        """What keeps the daemon from being healthy right now, beside a failed build.
+
+        Cheap enough for every ``/healthz``: the watcher's own state and one ``stat`` per
+        document of the main feed.
+        """
+        problems: list[str] = []
+        watch = self.watcher.status
+        if watch.problem is not None:
+            problems.append(watch.problem)
+        if self.status.last_ok is not None:  # before the first build, "starting" says it all
+            missing = [p for p in self.publisher.outputs if not p.is_file()]
+            if missing:
+                names = ", ".join(str(p) for p in missing[:LOG_NAMES])
+                problems.append(f"main feed missing on disk: {names} (rewritten at the next build)")
+        return problems
+
+    def _details(self) -> dict[str, Any]:
+        watch, building = self.watcher.status, self.rebuilder.building
+        current: dict[str, Any] | None = None
+        if building is not None:
+            current = {"kind": building.kind, "paths": building.paths}
+            current["started"] = _iso(building.started)
+        waiting, pending = self.watcher.debouncer.waiting, self.rebuilder.pending
+        return {
+            "idle": waiting == 0 and self.rebuilder.idle,
+            "queue": {"settling": waiting, "pending": pending},
+            "watch": {
+                "seeds": str(watch.seeds),
+                "state": watch.state,
+                "since": _iso(watch.since),
+                "reattached": watch.reattached,
+                "problem": watch.problem,
+            },
+            "building": current,
+        }
+
     def _set_hub(self, hub: str | None) -> None:
         old, self.notifier = self.notifier, HubNotifier(hub) if hub else None
         if old is not None:
             old.close(timeout=WEBSUB_CLOSE_SECONDS)
+
+    def _use(self, settings: Settings) -> None:
+        """Build with ``settings`` from the next build on."""
+        self.settings = settings
+        self.publisher = Publisher(settings)
+        self.status.feeds_dir = settings.feeds_dir
+        self.rebuilder.reconfigure(self.publisher)
+
+    def _with_served_url(self, settings: Settings) -> Settings:
+        if self.address is None:
+            if "base_url" not in settings.model_fields_set:
+                log.warning(
+                    "base_url is not set: links in the feeds point to %s; set base_url to the "
+                    "address the feeds are served at",
+                    settings.base_url,
+                )
+            return settings
+        url = served_base_url(settings, self.address)
+        return settings if url is None else settings.model_copy(update={"base_url": url})
 
     def start(self) -> None:
         if self.server is not None:
@@ -270,6 +441,10 @@ class Daemon:
                 "not serving HTTP (--no-serve): %s is served by others", self.settings.feeds_dir
             )
         try:
+            settings = self._with_served_url(self.settings)
+            if settings is not self.settings:
+                log.info("base_url not set: links use the served address %s", settings.base_url)
+                self._use(settings)
             self._set_hub(self.settings.websub_hub)
             self.watcher.start()
             self.rebuilder.request(full=True)  # catch up on what changed while we were down
@@ -288,27 +463,34 @@ class Daemon:
         settings = settings.model_copy(
             update={k: getattr(old, k) for k in ("host", "port", "serve", "state_dir")}
         )
-        self.rebuilder.reconfigure(Publisher(settings))
+        settings = self._with_served_url(settings)
+        self._use(settings)
         self.app.configure(serve_options(settings))
         watch_keys = ("seeds_dir", "seed_pattern", "debounce_seconds")
         if any(getattr(settings, k) != getattr(old, k) for k in watch_keys):
             self.watcher.stop()
             self.watcher = self._watcher(settings)
             self.watcher.start()
-        self.settings = settings
         if settings.websub_hub != old.websub_hub:
             self._set_hub(settings.websub_hub)
         self.rebuilder.request(full=True)
         log.info("configuration reloaded")
 
     def stop(self, timeout: float = STOP_SECONDS) -> bool:
-        """Stop in order; False when the build in flight did not finish within ``timeout``."""
+        """Stop in order; False when the build in flight did not finish within ``timeout``.
+
+        The build is not waited for beyond ``timeout``: the caller then ends the process,
+        which rolls the build's store transaction back (the feeds are replaced atomically).
+        """
+        started = time.monotonic()
         self.watcher.stop()
-        finished = self.rebuilder.shutdown(timeout)
+        finished = self.rebuilder.shutdown(max(0.0, timeout - (time.monotonic() - started)))
+        if not finished:  # the process ends now: its sockets and threads go with it
+            return False
         if self.server is not None:
             self.server.stop()
         self._set_hub(None)
-        return finished
+        return True
 
 
 def run(
@@ -321,7 +503,9 @@ def run(
 
     A build still running when the stop deadline passes is abandoned by ending the process:
     its store transaction rolls back and the feeds on disk stay whole (they are replaced
-    atomically), so the next start picks up where this one left off.
+    atomically), so the next start picks up where this one left off. Should the stop itself
+    hang (a thread that never returns), a watchdog outside the interpreter ends the process
+    ``STOP_DEADLINE`` seconds after the signal, with the threads' stacks in the log.
     """
     signals: queue.SimpleQueue[int] = queue.SimpleQueue()
 
@@ -345,16 +529,31 @@ def run(
                     _reload(daemon, reload)
             finally:
                 started = time.monotonic()
+                _hard_deadline(STOP_DEADLINE)
                 finished = daemon.stop()
             if not finished:
                 log.warning("abandoning the build in flight; the next start redoes it")
                 logging.shutdown()
                 os._exit(0)
+            faulthandler.cancel_dump_traceback_later()
             log.info("stopped in %.2f s", time.monotonic() - started)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
     return 0
+
+
+def _hard_deadline(seconds: float) -> None:
+    """End the process ``seconds`` from now whatever the threads do (faulthandler's C thread).
+
+    It needs no GIL, so it fires even while a thread is stuck in one long C call.
+    """
+    try:
+        stream = sys.stderr if sys.stderr.fileno() >= 0 else None
+    except (AttributeError, ValueError, OSError):  # no real stderr (embedded, captured)
+        stream = None
+    if stream is not None:
+        faulthandler.dump_traceback_later(seconds, exit=True, file=stream)
 
 
 def _reload(daemon: Daemon, reload: Callable[[], Settings] | None) -> None:
@@ -365,7 +564,10 @@ def _reload(daemon: Daemon, reload: Callable[[], Settings] | None) -> None:
     try:
         settings = reload()
     except FeedsvcError as e:
-        log.error("configuration not reloaded, keeping the old one: %s", e)
+        log.error("configuration not reloaded, keeping the running one: %s", e)
+        return
+    except Exception:  # a bug in loading must not end the daemon
+        log.exception("configuration not reloaded, keeping the running one")
         return
     try:
         daemon.reload(settings)

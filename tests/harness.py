@@ -1,7 +1,9 @@
 """The daemon harness: a real ``feedsvc run`` subprocess on a temp site, and polling waits.
 
 Shared by the daemon, WebSub and newsboat tests and by ``bench/``; waits are for conditions,
-never for time.
+never for time. The daemon writes a build's files one after another and records the build in
+``/status`` only after the last one, so a test waits for exactly what it asserts: each feed it
+reads (``served``), and ``/status`` via ``settled()`` (nothing queued, building or unreported).
 """
 
 from __future__ import annotations
@@ -55,7 +57,14 @@ def key_of(n: int) -> str:
 class Daemon:
     """One ``feedsvc run`` subprocess on a temp site, with its log collected."""
 
-    def __init__(self, root: Path, *args: str, serve: bool = True) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *args: str,
+        serve: bool = True,
+        healthy: bool = True,
+        start_timeout: float = START_DEADLINE,
+    ) -> None:
         self.root = root
         self.lines: list[str] = []
         self.port = 0
@@ -72,11 +81,14 @@ class Daemon:
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         if serve:
-            found = wait_for(self._port, timeout=START_DEADLINE, what="the listening port")
+            found = wait_for(self._port, timeout=start_timeout, what="the listening port")
             self.port = int(found)
-            wait_for(lambda: self.get("/healthz")[0] == 200, timeout=START_DEADLINE)
+            if healthy:
+                wait_for(lambda: self.get("/healthz")[0] == 200, timeout=start_timeout)
+            else:  # started, has looked at seeds/, and says why it is not healthy
+                wait_for(lambda: self.logged("running (pid"), timeout=start_timeout)
         else:
-            wait_for(lambda: self.logged("full build"), timeout=START_DEADLINE)
+            wait_for(lambda: self.logged("full build"), timeout=start_timeout)
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -127,6 +139,30 @@ class Daemon:
         data: dict[str, Any] = json.loads(self.get("/status")[2])
         return data
 
+    def settled(self, timeout: float = DEADLINE) -> dict[str, Any]:
+        """``/status`` once every change the daemon has seen is built and reported.
+
+        Wait for the served change first (the daemon must have seen it), then for this.
+        """
+        return wait_for(
+            lambda: (s := self.status())["idle"] and s, timeout=timeout, what="/status settled"
+        )
+
+    def served(self, key: str, *names: str, where: Callable[[Any], bool] = bool) -> None:
+        """Wait until the entry ``key`` is in each feed ``names`` (Atom and RSS when none)
+        and ``where(entry)`` holds in each."""
+
+        def check(name: str) -> bool:
+            status, _, body = self.get("/" + name)
+            if status != 200:
+                return False
+            parsed = feedparser.parse(body)
+            found = [e for e in parsed.entries if e.id.rsplit(":", 1)[-1] == key]
+            return parsed.bozo == 0 and bool(found) and where(found[0])
+
+        for name in names or ("atom.xml", "rss.xml"):
+            wait_for(lambda name=name: check(name), what=f"entry {key} as expected in {name}")
+
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
 
@@ -161,6 +197,7 @@ def feedsvc(site: Path, command: str, *args: str) -> subprocess.CompletedProcess
 
 
 def make_site(root: Path, **config: object) -> Path:
+    """A site with an empty seeds/ and feedsvc.toml; a key given as None is left out."""
     (root / "seeds").mkdir(parents=True)
     settings: dict[str, object] = {
         "title": "Testfeed",
@@ -171,7 +208,7 @@ def make_site(root: Path, **config: object) -> Path:
         "debounce_seconds": 0.5,
         **config,
     }
-    lines = [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
+    lines = [f"{k} = {json.dumps(v)}" for k, v in settings.items() if v is not None]
     (root / "feedsvc.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return root
 

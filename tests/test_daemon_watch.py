@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ import pytest
 from feedsvc import ConfigError, load_settings
 from feedsvc.schedule import rescan_trigger
 from feedsvc.watch import SeedWatcher
+
+from .harness import wait_for
 
 DELAY = 0.2
 
@@ -89,3 +92,48 @@ def test_rescan_schedule_from_config() -> None:
     assert "cron" in str(rescan_trigger(cron))
     with pytest.raises(ConfigError, match="rescan_cron"):
         load_settings(overrides={"rescan_cron": "every ten minutes"})
+
+
+def test_a_missing_seeds_dir_is_never_created_and_is_attached_when_it_appears(
+    tmp_path: Path,
+) -> None:
+    seeds = tmp_path / "seeds"
+    batches = Batches()
+    watcher = SeedWatcher(seeds, pattern="*.txt", debounce=DELAY, deliver=batches, check_every=0.1)
+    watcher.start()
+    try:
+        assert watcher.status.state == "missing"
+        assert watcher.status.problem is not None
+        assert str(seeds) in watcher.status.problem
+        assert not seeds.exists()
+        seeds.mkdir()
+        assert batches.wait(1) == [([], True)], "a full rescan once it is there"
+        assert watcher.status.state == "watching"
+        (seeds / "a.txt").write_text("x")
+        assert batches.wait(2)[1] == ([seeds / "a.txt"], False)
+    finally:
+        watcher.stop()
+
+
+@pytest.mark.parametrize("how", ["rmtree", "rename-away-and-back"])
+def test_a_deleted_or_replaced_seeds_dir_is_watched_again(tmp_path: Path, how: str) -> None:
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    batches = Batches()
+    watcher = SeedWatcher(seeds, pattern="*.txt", debounce=DELAY, deliver=batches, check_every=0.1)
+    watcher.start()
+    try:
+        if how == "rmtree":
+            shutil.rmtree(seeds)
+            seeds.mkdir()
+        else:
+            os.rename(seeds, tmp_path / "old")
+            (tmp_path / "new").mkdir()
+            os.rename(tmp_path / "new", seeds)
+        wait_for(lambda: watcher.status.reattached, what="the watcher re-attached")
+        assert watcher.status.reattached == 1
+        assert watcher.status.state == "watching"
+        (seeds / "b.txt").write_text("x")
+        wait_for(lambda: ([seeds / "b.txt"], False) in batches.items, what="the new seed")
+    finally:
+        watcher.stop()

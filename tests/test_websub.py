@@ -284,7 +284,7 @@ def test_the_daemon_pings_the_hub_after_a_build_that_wrote_feeds(
         before = len(hub.urls())
         write(daemon.seeds / seed_name(7), seed_text("Der Hub erfährt es sofort."))
         wait_for(lambda: FEED in hub.urls()[before:], what="a ping for the atom feed")
-        assert daemon.logged("pinged WebSub hub")
+        wait_for(lambda: daemon.logged("pinged WebSub hub"), what="the ping logged")
         assert daemon.stop() == 0
     finally:
         daemon.close()
