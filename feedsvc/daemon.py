@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 STOP_SECONDS = 3.0  # how long a stop waits for the build in flight (the whole stop: < 5 s)
 WEBSUB_CLOSE_SECONDS = 0.5  # then how long it waits for WebSub pings still pending
 DAEMON_LOCK = "daemon.lock"
+STATUS_LIST_MAX = 20  # /status lists the first errors and files written, and counts them all
 LogFormat = Literal["text", "json"]
 
 
@@ -125,7 +126,7 @@ class DaemonStatus:
             "builds_failed": failed,
             "articles": report.total if report is not None else None,
             "error_count": len(errors),
-            "errors": [_error_json(e) for e in errors],
+            "errors": [_error_json(e) for e in errors[:STATUS_LIST_MAX]],
             "last_build": None if last is None else _outcome_json(last),
             "last_success": None if last_ok is None else _iso(last_ok.started),
         }
@@ -144,7 +145,11 @@ def _outcome_json(outcome: BuildOutcome) -> dict[str, Any]:
     if outcome.report is not None:
         r = outcome.report
         data.update(
-            new=r.new, changed=r.changed, deleted=r.deleted, written=[p.name for p in r.written]
+            new=r.new,
+            changed=r.changed,
+            deleted=r.deleted,
+            written=[p.name for p in r.written[:STATUS_LIST_MAX]],
+            written_count=len(r.written),
         )
     return data
 
@@ -197,6 +202,7 @@ def serve_options(settings: Settings) -> ServeOptions:
             settings.rss_file: RSS_TYPE,
             settings.json_file: JSON_FEED_TYPE,
         },
+        status_public=settings.status_public,
     )
 
 
