@@ -385,10 +385,11 @@ class _Server(TcpWSGIServer):
     """
 
     channel_class = _Channel
+    head_timeout = HEAD_TIMEOUT
 
     def maintenance(self, now: float) -> None:  # waitress passes time.time()
         super().maintenance(now)  # type: ignore[arg-type]  # (the stub says int)
-        cutoff = now - HEAD_TIMEOUT
+        cutoff = now - self.head_timeout
         channels = cast("dict[int, HTTPChannel]", self.active_channels)  # (the stub is wrong)
         for channel in list(channels.values()):
             started = getattr(channel, "head_started", None)
@@ -407,9 +408,12 @@ def connection_limit() -> int:
 class HTTPServer:
     """waitress running a WSGI app: one I/O thread for every socket, workers for the app."""
 
-    def __init__(self, app: FeedApp, *, host: str, port: int) -> None:
+    def __init__(
+        self, app: FeedApp, *, host: str, port: int, head_timeout: float = HEAD_TIMEOUT
+    ) -> None:
         self._app = app
         self._host, self._port = host, port
+        self._head_timeout = head_timeout
         self._server: _Server | None = None
         self._map: dict[int, Any] = {}  # every socket of the server, for the I/O loop
         self._thread: threading.Thread | None = None
@@ -449,6 +453,7 @@ class HTTPServer:
         dispatcher.set_thread_count(SERVER_THREADS)
         try:
             self._server = _Server(self._app, map=socket_map, dispatcher=dispatcher, adj=adj)
+            self._server.head_timeout = self._head_timeout
         except OSError as e:
             dispatcher.shutdown(timeout=SHUTDOWN_TIMEOUT)
             wasyncore.close_all(socket_map)

@@ -48,7 +48,8 @@ class Nginx:
         (prefix / "logs").mkdir(parents=True, exist_ok=True)
         (prefix / "temp").mkdir(exist_ok=True)
         snippet = SNIPPET.read_text(encoding="utf-8")
-        assert SNIPPET_ROOT in snippet and SNIPPET_UPSTREAM in snippet, "snippet changed its form"
+        assert SNIPPET_ROOT in snippet, "the snippet changed its form"
+        assert SNIPPET_UPSTREAM in snippet, "the snippet changed its form"
         snippet = snippet.replace(SNIPPET_ROOT, f"root {feeds};")
         if upstream:
             snippet = snippet.replace(SNIPPET_UPSTREAM, f"http://127.0.0.1:{upstream}")
