@@ -268,13 +268,14 @@ class FeedApp:
             content_type = _content_type(name, options.content_types)
         response = Response(body, content_type=content_type)
         response.set_etag(etag)
-        response.last_modified = datetime.fromtimestamp(version.last_modified, UTC)
+        modified = datetime.fromtimestamp(version.last_modified, UTC)
+        response.last_modified = modified
         response.headers["Cache-Control"] = f"max-age={options.cache_max_age}"
         if negotiated:
             response.headers["Vary"] = "Accept-Encoding"
         if packed:
             response.headers["Content-Encoding"] = "gzip"
-        return response.make_conditional(_valid_dates(request))
+        return response.make_conditional(_valid_dates(request, modified))
 
 
 def _content_type(name: str, known: Mapping[str, str]) -> str:
@@ -291,10 +292,14 @@ def _content_type(name: str, known: Mapping[str, str]) -> str:
     return guessed
 
 
-def _valid_dates(request: Request) -> Request:
-    """The request without an ``If-Modified-Since`` in the future (RFC 9110 13.1.3: invalid)."""
+def _valid_dates(request: Request, modified: datetime) -> Request:
+    """The request without an ``If-Modified-Since`` in the future (RFC 9110 13.1.3: invalid).
+
+    Our own ``Last-Modified`` may run a few seconds ahead of the clock (it moves forward on
+    every change), so a date up to it is one we sent and stays valid.
+    """
     since = request.if_modified_since
-    if since is None or since <= datetime.now(UTC):
+    if since is None or since <= max(datetime.now(UTC), modified):
         return request
     environ = dict(request.environ)
     del environ["HTTP_IF_MODIFIED_SINCE"]
@@ -470,10 +475,13 @@ class HTTPServer:
             log.exception("HTTP server stopped")
 
     def stop(self) -> None:
-        """Close every connection, let the requests in flight finish, stop the threads."""
+        """Let the requests in flight finish, then close every connection and the threads."""
         server = self._server
         if server is None:
             return
+        # Workers first: a finishing task wakes the I/O loop through the trigger, so the
+        # trigger must outlive them.
+        server.task_dispatcher.shutdown(timeout=SHUTDOWN_TIMEOUT)
         done = threading.Event()
 
         def close_all() -> None:  # runs in the I/O thread: wasyncore is not thread-safe
@@ -486,4 +494,3 @@ class HTTPServer:
             self._thread.join(timeout=SHUTDOWN_TIMEOUT)
         else:
             wasyncore.close_all(self._map)
-        server.task_dispatcher.shutdown(timeout=SHUTDOWN_TIMEOUT)
