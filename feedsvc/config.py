@@ -38,6 +38,7 @@ DEFAULT_MAX_DELETE_FRACTION = 0.5
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_SERVE = True
+DEFAULT_STATUS_PUBLIC = False
 DEFAULT_DEBOUNCE_SECONDS = 0.5
 DEFAULT_RESCAN_INTERVAL = 300.0
 DEFAULT_CACHE_MAX_AGE = 60
@@ -95,6 +96,7 @@ class Settings(BaseModel):
     host: str = Field(default=DEFAULT_HOST, min_length=1)
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
     serve: bool = DEFAULT_SERVE
+    status_public: bool = DEFAULT_STATUS_PUBLIC  # /status (and /healthz's reason) to non-local
     cache_max_age: int = Field(default=DEFAULT_CACHE_MAX_AGE, ge=0, le=365 * 86400)
     debounce_seconds: float = Field(default=DEFAULT_DEBOUNCE_SECONDS, ge=0, le=60)
     rescan_interval: float = Field(default=DEFAULT_RESCAN_INTERVAL, ge=1)

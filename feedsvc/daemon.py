@@ -43,6 +43,7 @@ STOP_DEADLINE = 4.5  # the hard limit for a whole stop: then the process ends re
 LOG_NAMES = 20  # file or feed names in one log line at most
 WEBSUB_CLOSE_SECONDS = 0.5  # then how long it waits for WebSub pings still pending
 DAEMON_LOCK = "daemon.lock"
+STATUS_LIST_MAX = 20  # /status lists the first errors and files written, and counts them all
 LogFormat = Literal["text", "json"]
 
 
@@ -156,7 +157,7 @@ class DaemonStatus:
             "builds_failed": failed,
             "articles": report.total if report is not None else None,
             "error_count": len(errors),
-            "errors": [_error_json(e) for e in errors],
+            "errors": [_error_json(e) for e in errors[:STATUS_LIST_MAX]],
             "last_build": None if last is None else _outcome_json(last),
             "last_success": None if last_ok is None else _iso(last_ok.started),
         }
@@ -290,6 +291,7 @@ def serve_options(settings: Settings) -> ServeOptions:
             settings.rss_file: RSS_TYPE,
             settings.json_file: JSON_FEED_TYPE,
         },
+        status_public=settings.status_public,
     )
 
 

@@ -1,28 +1,42 @@
 """HTTP over ``feeds/`` only: validators, 304s, gzip, no traversal. Knows nothing of articles.
 
 Werkzeug supplies the HTTP semantics (conditional requests, header parsing, ``safe_join``);
-cheroot, a production threaded WSGI server, puts them on a socket.
+waitress puts them on a socket. waitress was chosen over cheroot (issue #7): cheroot reads each
+request head in one of its worker threads, so 500 silent sockets or 50 clients sending a header
+line every 5 s take every thread, and its header limit answers 413. waitress reads in one I/O
+thread (poll) and hands only complete requests to the workers, and answers 431 above
+``MAX_HEADER_BYTES``; the total deadline for a request head (``HEAD_TIMEOUT``) is added here.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import ipaddress
 import json
 import logging
 import math
 import mimetypes
 import os
+import resource
+import socket
 import stat
 import threading
+import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from cheroot.wsgi import Server
+from waitress import wasyncore
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
+from waitress.server import BaseWSGIServer, TcpWSGIServer
+from waitress.task import ThreadedTaskDispatcher, WSGITask
 from werkzeug.security import safe_join
 from werkzeug.wrappers import Request, Response
 
@@ -33,17 +47,30 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 log = logging.getLogger(__name__)
+_queue_log = logging.getLogger(__name__ + ".queue")
+_queue_log.setLevel(logging.ERROR)
 
 ATOM_TYPE = "application/atom+xml; charset=utf-8"
 RSS_TYPE = "application/rss+xml; charset=utf-8"
 JSON_FEED_TYPE = "application/feed+json; charset=utf-8"
 GZIP_MIN_BYTES = 256
 GZIP_LEVEL = 6
+GZIP_SUFFIX = ".gz"
 HEALTH_PATH = "/healthz"
 STATUS_PATH = "/status"
-SERVER_THREADS = 8
-SHUTDOWN_TIMEOUT = 1
 SERVER = f"feedsvc/{__version__}"
+FORWARDED_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+
+# Limits against slow and hostile clients (README, "Serving").
+SERVER_THREADS = 8  # run the app only; reading and writing sockets is the I/O thread's
+LISTEN_BACKLOG = 1024  # connections the kernel queues before we accept them
+MAX_CONNECTIONS = 1000  # open at once; more wait in the backlog (fewer if RLIMIT_NOFILE is low)
+FD_RESERVE = 100  # descriptors kept for the store, the feeds and the watcher
+HEAD_TIMEOUT = 10.0  # seconds for a whole request head, from connect or from its first byte
+IDLE_TIMEOUT = 30  # seconds a kept-alive connection may stay silent between requests
+MAX_HEADER_BYTES = 16 * 1024  # request line and headers together; more: 431
+MAX_BODY_BYTES = 1024  # GET and HEAD carry none; a larger body: 413
+SHUTDOWN_TIMEOUT = 1
 
 StatusFn = Callable[[], tuple[bool, Mapping[str, Any]]]
 
@@ -55,6 +82,7 @@ class ServeOptions:
     root: Path
     cache_max_age: int = 60
     content_types: Mapping[str, str] = field(default_factory=dict)
+    status_public: bool = False  # /status and the reason in /healthz for every client
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +91,7 @@ class _Version:
 
     stamp: tuple[int, int, int, int]  # (dev, ino, size, mtime_ns) of the bytes below
     data: bytes
-    gz: bytes | None
+    gz: bytes | None  # the build's .gz sibling when it holds these bytes, else made once here
     digest: str
     last_modified: int  # whole seconds since the epoch
 
@@ -122,8 +150,10 @@ class FileCache:
         else:
             last = max(mtime, known.last_modified + 1) if known is not None else mtime
             gz = None
-            if len(data) >= GZIP_MIN_BYTES:
-                gz = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
+            if not path.endswith(GZIP_SUFFIX):  # a .gz file is served as it is
+                gz = _gz_sibling(path, data)
+                if gz is None and len(data) >= GZIP_MIN_BYTES:
+                    gz = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
             version = _Version(stamp, data, gz, digest, last)
         with self._lock:
             current = self._versions.get(path)
@@ -135,6 +165,26 @@ class FileCache:
             else:
                 version = current  # another thread loaded the same bytes first
         return version
+
+
+def _gz_sibling(path: str, data: bytes) -> bytes | None:
+    """The ``.gz`` the build wrote beside ``path``, if it holds exactly ``data`` (not stale)."""
+    sibling = path + GZIP_SUFFIX
+    try:
+        if not stat.S_ISREG(os.stat(sibling).st_mode):
+            return None
+        with open(sibling, "rb") as f:
+            packed = f.read(len(data) + 1024)  # gzip never grows data by more than this
+    except OSError:
+        return None
+    unpacker = zlib.decompressobj(wbits=31)  # gzip framing
+    try:
+        unpacked = unpacker.decompress(packed, len(data) + 1)
+    except zlib.error:
+        return None
+    if unpacked == data and unpacker.eof and not unpacker.unused_data:
+        return packed
+    return None
 
 
 class FeedApp:
@@ -152,7 +202,6 @@ class FeedApp:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
         response = self.respond(request)
-        response.headers["Server"] = SERVER
         return response(environ, start_response)
 
     def respond(self, request: Request) -> Response:
@@ -166,13 +215,23 @@ class FeedApp:
         return self._file(request, path)
 
     def _health(self, request: Request, *, json_body: bool) -> Response:
+        """``/healthz`` for everyone (the reason only locally); ``/status`` only locally.
+
+        "Locally" means a loopback client that is not a proxy forwarding someone else's
+        request, or any client with ``status_public``.
+        """
+        local = self.options.status_public or _is_local(request)
+        if json_body and not local:
+            return _not_found()  # pid, paths and errors are the operator's business
         healthy, info = (True, {}) if self._status is None else self._status()
         code = 200 if healthy else 503
         if json_body:
             body = json.dumps(info, indent=2, ensure_ascii=False) + "\n"
             response = Response(body, status=code, content_type="application/json; charset=utf-8")
         else:
-            reason = str(info.get("reason") or ("ok" if healthy else "unhealthy"))
+            reason = "ok" if healthy else "unhealthy"
+            if local:
+                reason = str(info.get("reason") or reason)
             response = _text(code, reason + "\n")
         response.headers["Cache-Control"] = "no-store"
         return response
@@ -197,16 +256,26 @@ class FeedApp:
         version = self._cache.get(real)
         if version is None:
             return _not_found()
-        use_gzip = version.gz is not None and request.accept_encodings.quality("gzip") > 0
-        body = version.gz if use_gzip and version.gz is not None else version.data
-        response = Response(body, content_type=_content_type(name, options.content_types))
-        response.set_etag(version.digest + ("-gz" if use_gzip else ""))
-        response.last_modified = datetime.fromtimestamp(version.last_modified, UTC)
+        if name.endswith(GZIP_SUFFIX):  # /atom.xml.gz: the Atom document, gzip-encoded
+            packed, negotiated = True, False
+            body, etag = version.data, version.digest
+            content_type = _content_type(name.removesuffix(GZIP_SUFFIX), options.content_types)
+        else:
+            packed = version.gz is not None and request.accept_encodings.quality("gzip") > 0
+            negotiated = True
+            body = version.gz if packed and version.gz is not None else version.data
+            etag = version.digest + ("-gz" if packed else "")
+            content_type = _content_type(name, options.content_types)
+        response = Response(body, content_type=content_type)
+        response.set_etag(etag)
+        modified = datetime.fromtimestamp(version.last_modified, UTC)
+        response.last_modified = modified
         response.headers["Cache-Control"] = f"max-age={options.cache_max_age}"
-        response.headers["Vary"] = "Accept-Encoding"
-        if use_gzip:
+        if negotiated:
+            response.headers["Vary"] = "Accept-Encoding"
+        if packed:
             response.headers["Content-Encoding"] = "gzip"
-        return response.make_conditional(request)
+        return response.make_conditional(_valid_dates(request, modified))
 
 
 def _content_type(name: str, known: Mapping[str, str]) -> str:
@@ -223,6 +292,32 @@ def _content_type(name: str, known: Mapping[str, str]) -> str:
     return guessed
 
 
+def _valid_dates(request: Request, modified: datetime) -> Request:
+    """The request without an ``If-Modified-Since`` in the future (RFC 9110 13.1.3: invalid).
+
+    Our own ``Last-Modified`` may run a few seconds ahead of the clock (it moves forward on
+    every change), so a date up to it is one we sent and stays valid.
+    """
+    since = request.if_modified_since
+    if since is None or since <= max(datetime.now(UTC), modified):
+        return request
+    environ = dict(request.environ)
+    del environ["HTTP_IF_MODIFIED_SINCE"]
+    return Request(environ)
+
+
+def _is_local(request: Request) -> bool:
+    if any(name in request.headers for name in FORWARDED_HEADERS):
+        return False  # a reverse proxy on this host, asking for a client elsewhere
+    try:
+        address = ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:
+        return False  # a Unix socket or no peer: not known to be local
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
 def _text(code: int, body: str) -> Response:
     return Response(body, status=code, content_type="text/plain; charset=utf-8")
 
@@ -231,50 +326,171 @@ def _not_found() -> Response:
     return _text(404, "not found\n")
 
 
-class _Server(Server):
-    """cheroot, with its messages sent to our log rather than straight to stderr."""
+class _Task(WSGITask):
+    """waitress's WSGI task, keeping the connection open after a 304.
 
-    def error_log(self, msg: str = "", level: int = 20, traceback: bool = False) -> None:
-        log.log(level, "%s", msg, exc_info=traceback)
+    waitress closes an HTTP/1.1 connection after any response without ``Content-Length``,
+    including 304 and 204, which have no body to delimit; a poller revalidating its feeds
+    would open a new connection for each 304.
+    """
+
+    _bodiless = False
+
+    def build_response_header(self) -> bytes:
+        request = cast("HTTPRequestParser", self.request)  # (the stub says Error)
+        keep = request.headers.get("CONNECTION", "").lower() != "close"
+        self._bodiless = not self.has_body and self.version == "1.1" and keep
+        try:
+            return super().build_response_header()
+        finally:
+            self._bodiless = False
+
+    def set_close_on_finish(self) -> None:
+        if not self._bodiless:
+            super().set_close_on_finish()
+
+
+class _Channel(HTTPChannel):
+    """One client connection; knows since when its request has been arriving."""
+
+    task_class = _Task
+
+    def __init__(
+        self,
+        server: BaseWSGIServer,
+        sock: socket.socket,
+        addr: Any,
+        adj: Adjustments,
+        map: dict[int, Any] | None = None,
+    ) -> None:
+        super().__init__(server, sock, addr, adj, map)
+        self.head_started: float | None = self.creation_time  # a silent connection counts too
+
+    def received(self, data: bytes) -> bool:
+        if self.head_started is None:  # the first byte of the next request on a kept-alive one
+            self.head_started = time.time()
+        try:
+            return super().received(data)
+        finally:
+            if self.request is None:  # the request is complete (or there is none yet)
+                self.head_started = None
+
+
+class _Trigger(Protocol):
+    def pull_trigger(self, thunk: Callable[[], None] | None = None) -> None: ...
+
+
+class _Server(TcpWSGIServer):
+    """waitress, with a deadline for the whole request, not only between two reads.
+
+    waitress reads requests in its I/O thread and hands only complete ones to the worker
+    threads, so slow clients cost a socket, never a thread; its own ``channel_timeout`` is
+    reset by every byte, so a client dripping a header line every few seconds would be kept
+    forever. Here a request (or a silent connection's first one) gets ``HEAD_TIMEOUT`` in all.
+    """
+
+    channel_class = _Channel
+    head_timeout = HEAD_TIMEOUT
+
+    def maintenance(self, now: float) -> None:  # waitress passes time.time()
+        super().maintenance(now)  # type: ignore[arg-type]  # (the stub says int)
+        cutoff = now - self.head_timeout
+        channels = cast("dict[int, HTTPChannel]", self.active_channels)  # (the stub is wrong)
+        for channel in list(channels.values()):
+            started = getattr(channel, "head_started", None)
+            if started is not None and started < cutoff and not channel.requests:
+                channel.will_close = True  # closed by the I/O loop at its next turn
+
+
+def connection_limit() -> int:
+    """``MAX_CONNECTIONS``, or fewer when the process may not open that many files."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(16, min(MAX_CONNECTIONS, soft - FD_RESERVE))
 
 
 class HTTPServer:
-    """A cheroot server running a WSGI app in a background thread."""
+    """waitress running a WSGI app: one I/O thread for every socket, workers for the app."""
 
-    def __init__(self, app: FeedApp, *, host: str, port: int) -> None:
-        self._server = _Server(
-            (host, port),
-            app,
-            numthreads=SERVER_THREADS,
-            server_name=host,
-            shutdown_timeout=SHUTDOWN_TIMEOUT,
-        )
+    def __init__(
+        self, app: FeedApp, *, host: str, port: int, head_timeout: float = HEAD_TIMEOUT
+    ) -> None:
+        self._app = app
+        self._host, self._port = host, port
+        self._head_timeout = head_timeout
+        self._server: _Server | None = None
+        self._map: dict[int, Any] = {}  # every socket of the server, for the I/O loop
         self._thread: threading.Thread | None = None
 
     @property
     def address(self) -> tuple[str, int]:
         """The bound (host, port); the real port once started with port 0."""
-        host, port = self._server.bind_addr[:2]
+        if self._server is None or self._server.socket is None:
+            return self._host, self._port
+        host, port = self._server.socket.getsockname()[:2]
         return str(host), int(port)
 
     def start(self) -> tuple[str, int]:
         """Bind and serve in a thread; a bind failure is a ``ServeError``."""
         try:
-            self._server.prepare()
+            adj = Adjustments(
+                host=self._host,
+                port=self._port,
+                ident=SERVER,
+                threads=SERVER_THREADS,
+                backlog=LISTEN_BACKLOG,
+                connection_limit=connection_limit(),
+                channel_timeout=IDLE_TIMEOUT,
+                cleanup_interval=1,
+                max_request_header_size=MAX_HEADER_BYTES,
+                max_request_body_size=MAX_BODY_BYTES,
+                asyncore_use_poll=True,  # select() stops at 1024 descriptors
+                expose_tracebacks=False,
+                clear_untrusted_proxy_headers=False,  # kept: they mark a proxied request
+            )
+        except ValueError as e:
+            raise ServeError(f"cannot listen on {self._host}:{self._port}: {e}") from e
+        socket_map: dict[int, Any] = {}
+        self._map = socket_map
+        dispatcher = ThreadedTaskDispatcher()
+        dispatcher.queue_logger = _queue_log  # "task queue depth" under load: not a warning
+        dispatcher.set_thread_count(SERVER_THREADS)
+        try:
+            self._server = _Server(self._app, map=socket_map, dispatcher=dispatcher, adj=adj)
+            self._server.head_timeout = self._head_timeout
         except OSError as e:
-            host, port = self.address
-            raise ServeError(f"cannot listen on {host}:{port}: {e}") from e
+            dispatcher.shutdown(timeout=SHUTDOWN_TIMEOUT)
+            wasyncore.close_all(socket_map)
+            raise ServeError(f"cannot listen on {self._host}:{self._port}: {e}") from e
         self._thread = threading.Thread(target=self._serve, name="feedsvc-http", daemon=True)
         self._thread.start()
         return self.address
 
     def _serve(self) -> None:
+        assert self._server is not None
         try:
-            self._server.serve()
+            self._server.run()
         except Exception:  # the listener died: say so; the daemon's health shows it too
             log.exception("HTTP server stopped")
 
     def stop(self) -> None:
-        self._server.stop()
-        if self._thread is not None:
-            self._thread.join(timeout=SHUTDOWN_TIMEOUT + 1)
+        """Let the requests in flight finish, then close every connection and the threads."""
+        server = self._server
+        if server is None:
+            return
+        # Workers first: a finishing task wakes the I/O loop through the trigger, so the
+        # trigger must outlive them.
+        server.task_dispatcher.shutdown(timeout=SHUTDOWN_TIMEOUT)
+        done = threading.Event()
+
+        def close_all() -> None:  # runs in the I/O thread: wasyncore is not thread-safe
+            wasyncore.close_all(self._map)
+            done.set()
+
+        if self._thread is not None and self._thread.is_alive():
+            cast("_Trigger", server.trigger).pull_trigger(close_all)  # (the stub says int)
+            done.wait(SHUTDOWN_TIMEOUT)
+            self._thread.join(timeout=SHUTDOWN_TIMEOUT)
+        else:
+            wasyncore.close_all(self._map)
