@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .config import Settings, load_settings
 from .core import BuildReport, Publisher
 from .errors import (

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import click
 
-from . import __version__
+from ._version import __version__
 from .config import Settings, load_settings
 from .core import BuildReport, MaxDelete, Publisher
 from .errors import FeedsvcError, SeedPathError

@@ -26,8 +26,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
 
-from . import __version__
 from ._lock import exclusive
+from ._version import __version__
 from .config import Settings
 from .core import Publisher
 from .errors import FeedsvcError, LockError, SeedError

@@ -26,9 +26,9 @@ from urllib.request import Request, urlopen
 
 import feedparser
 
-from . import __version__
 from ._lock import exclusive
 from ._text import nfc
+from ._version import __version__
 from .config import Settings
 from .core import LOCK_TIMEOUT, BuildReport, Publisher
 from .errors import OldFeedError, PublishError

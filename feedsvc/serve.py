@@ -40,7 +40,7 @@ from waitress.task import ThreadedTaskDispatcher, WSGITask
 from werkzeug.security import safe_join
 from werkzeug.wrappers import Request, Response
 
-from . import __version__
+from ._version import __version__
 from .errors import ServeError
 
 if TYPE_CHECKING:

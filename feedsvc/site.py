@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin
 
-from . import __version__
 from ._atomic import write_atomic
+from ._version import __version__
 from .config import Settings
 from .models import Article, FeedFilter, FeedMeta, FeedSpec, Format, Paging, category_of
 from .pages import PageFeed, Site, article_path, render_article, render_index

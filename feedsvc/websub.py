@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Literal
 from urllib.parse import quote, urlencode
 
-from . import __version__
+from ._version import __version__
 from .config import Settings
 from .core import BuildReport
 
