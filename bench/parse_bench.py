@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 from feedsvc._lang import detect_language  # noqa: E402
 from feedsvc.config import DEFAULT_MAX_SEED_BYTES  # noqa: E402
 from feedsvc.errors import SeedError  # noqa: E402
-from feedsvc.parsing import parse_seed  # noqa: E402
+from feedsvc.seeds import parse_seed  # noqa: E402
 from tests.adversarial import FAMILIES  # noqa: E402
 
 KIB = 1024

@@ -21,7 +21,7 @@ from .errors import (
 )
 from .importer import import_ids
 from .models import Article, Block, FeedSpec
-from .parsing import parse_seed, read_seed
+from .seeds import parse_seed, read_seed
 
 __all__ = [
     "Article",

@@ -6,12 +6,9 @@ applies them in one store transaction and writes the feeds atomically before it 
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import os
-import stat
 import time
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -32,14 +29,24 @@ from .errors import (
     StoreError,
 )
 from .models import Article
-from .parsing import parse_seed, printable_path, read_seed, seed_key
+from .seeds import (
+    is_seed_name,
+    list_seeds,
+    name_problem,
+    os_reason,
+    parse_seed,
+    printable_path,
+    read_seed,
+    require_seeds_dir,
+    seed_key,
+    stored_path,
+)
 from .site import Changes, SiteWriter
 from .store import LOCK_FILE, FileState, Store, store_path
 
 Status = Literal["new", "changed", "unchanged", "deleted", "error"]
 PARSER_VERSION = "1"
 LOCK_TIMEOUT = 30.0
-IGNORED_SUFFIXES = (".swp", ".swx", "~", ".tmp", ".part", ".crdownload")
 # A stat recorded less than this before a full scan started is "racily clean" (git's term): the
 # file may have changed again within the file system's timestamp granularity (1-2 s on some).
 RACY_NS = 2_000_000_000
@@ -119,46 +126,8 @@ class ParseOptions:
         )
 
 
-def _name_problem(rel: str) -> str:
-    """Why a path cannot be a seed's name ('' when it can)."""
-    try:
-        rel.encode("utf-8")
-    except UnicodeEncodeError:
-        return "file name is not valid UTF-8; rename the file"
-    if any(unicodedata.category(c) == "Cc" for c in rel):
-        return "file name contains a control character; rename the file"
-    return ""
-
-
-def stored_path(rel: str) -> str:
-    """The store's name for a seed path: itself, or escaped when it cannot be a seed's name.
-
-    A name with bytes that are not UTF-8 or with control characters is one rejected seed,
-    recorded under its escaped form: nothing unencodable ever reaches the store or a feed.
-    """
-    return rel if rel.isprintable() or not _name_problem(rel) else printable_path(rel)
-
-
-def _reason(error: OSError) -> str:
-    """An OS error as a short reason without the path (the message names the path itself)."""
-    if isinstance(error, PermissionError):
-        return "permission denied"
-    if isinstance(error, NotADirectoryError):
-        return "not a folder"
-    return f"cannot read: {error.strerror or error}"
-
-
 def _files(n: int) -> str:
     return f"{n} file was" if n == 1 else f"{n} files were"
-
-
-def is_seed_name(name: str, pattern: str) -> bool:
-    """Seed files match the pattern; hidden files and editor or transfer leftovers never do."""
-    return (
-        not name.startswith(".")
-        and not name.endswith(IGNORED_SUFFIXES)
-        and fnmatch.fnmatchcase(name, pattern)
-    )
 
 
 class Publisher:
@@ -212,40 +181,11 @@ class Publisher:
 
     def require_seeds_dir(self) -> None:
         """Raise ``SeedsDirError`` unless the seeds folder exists and is a folder we can list."""
-        try:
-            st = os.stat(self.seeds)
-        except FileNotFoundError as e:
-            raise SeedsDirError(printable_path(self.seeds), "seeds folder does not exist") from e
-        except OSError as e:
-            raise SeedsDirError(printable_path(self.seeds), _reason(e)) from e
-        if not stat.S_ISDIR(st.st_mode):
-            raise SeedsDirError(printable_path(self.seeds), "not a folder")
+        require_seeds_dir(self.seeds)
 
     def list_seeds(self) -> list[str]:
-        """Every seed file under seeds/ (recursive, symlinked dirs not followed), sorted.
-
-        A folder that cannot be listed raises ``SeedsDirError``: its files are never taken for
-        deleted. A sub-folder that vanished while it was walked is gone, like its files.
-        """
-        self.require_seeds_dir()
-        found: list[str] = []
-        root = os.path.normpath(self.seeds)
-        pattern = self.seed_pattern
-
-        def fail(error: OSError) -> None:
-            where = error.filename if error.filename is not None else root
-            if isinstance(error, FileNotFoundError) and os.path.normpath(where) != root:
-                return  # a sub-folder removed while walking: its files are gone
-            raise SeedsDirError(printable_path(where), _reason(error)) from error
-
-        for dirpath, dirnames, filenames in os.walk(root, onerror=fail):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            base = os.path.relpath(dirpath, root)
-            for name in filenames:
-                if is_seed_name(name, pattern):
-                    found.append(name if base == "." else f"{base}/{name}".replace(os.sep, "/"))
-        found.sort()
-        return found
+        """Every seed file under seeds/, sorted (see ``seeds.list_seeds``)."""
+        return list_seeds(self.seeds, self.seed_pattern)
 
     # --- scan: read only -------------------------------------------------------------------
     def scan(
@@ -343,7 +283,7 @@ class Publisher:
         except (FileNotFoundError, NotADirectoryError):
             return False
         except OSError as e:
-            raise SeedsDirError(printable_path(path.parent), _reason(e)) from e
+            raise SeedsDirError(printable_path(path.parent), os_reason(e)) from e
         return True
 
     def _scan_one(
@@ -365,7 +305,7 @@ class Publisher:
         path = self.seeds / rel
         stored, shown = stored_path(rel), self.display(rel)
         if stored != rel:
-            return FileResult(stored, error=SeedReadError(shown, 1, _name_problem(rel)))
+            return FileResult(stored, error=SeedReadError(shown, 1, name_problem(rel)))
         try:
             st = path.stat()
         except FileNotFoundError:
@@ -376,7 +316,7 @@ class Publisher:
             try:
                 st = path.lstat()
             except OSError as e:
-                return FileResult(rel, error=SeedReadError(shown, 1, _reason(e)))
+                return FileResult(rel, error=SeedReadError(shown, 1, os_reason(e)))
         stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
         if (
             prev is not None

@@ -33,15 +33,14 @@ from .config import Settings
 from .core import LOCK_TIMEOUT, BuildReport, Publisher
 from .errors import OldFeedError, PublishError
 from .models import Article, FeedMeta
-from .parsing import MONTH_SLOTS
 from .render import article_link
+from .seeds import MONTH_SLOTS, slot
 from .store import Store
 
 FETCH_TIMEOUT = 30.0
 MAX_OLD_FEED_BYTES = 64 * 1024 * 1024
 MIN_PREFIX_CHARS = 20  # an old title cut with "…" must keep this much to count as a prefix
 _ELLIPSES = ("…", "...")
-_NNN = re.compile(r"^(?P<nnn>\d+)(?:[_.-]|$)")
 _TAG = re.compile(r"<[^>]*>")  # only up to the last ">": see _strip_tags
 _SPACE = re.compile(r"\s+")
 
@@ -248,11 +247,10 @@ def month_dated(article: Article, tz: tzinfo) -> bool:
 
     A ``YYYY-MM-DD`` seed dated the 1st with a small NNN looks the same and is treated alike.
     """
-    m = _NNN.match(article.source.rsplit("/", 1)[-1])
-    slot = int(m.group("nnn")) if m else 0
+    position = slot(article.source)
     local = article.published.astimezone(tz)
     first = datetime(local.year, local.month, 1, tzinfo=tz).astimezone(UTC)
-    return article.published == first + timedelta(minutes=min(slot, MONTH_SLOTS - 1))
+    return article.published == first + timedelta(minutes=min(position, MONTH_SLOTS - 1))
 
 
 def dates_match(old: datetime, article: Article, tz: tzinfo) -> bool:

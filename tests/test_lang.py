@@ -12,7 +12,7 @@ from feedsvc import ConfigError, load_settings
 from feedsvc._lang import detect_language
 from feedsvc.config import DEFAULT_LANGUAGE_MIN_CONFIDENCE, DEFAULT_LANGUAGES
 from feedsvc.core import Publisher
-from feedsvc.parsing import parse_seed
+from feedsvc.seeds import parse_seed
 
 from .conftest import SAMPLE, Project, parse_feed, seed_text
 

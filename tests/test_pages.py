@@ -25,8 +25,8 @@ from html5lib.html5parser import ParseError
 
 from feedsvc.models import Article, FeedMeta
 from feedsvc.pages import PageFeed, Site, render_article, render_index
-from feedsvc.parsing import parse_seed
 from feedsvc.render import article_link
+from feedsvc.seeds import parse_seed
 
 from .conftest import serve_directory
 

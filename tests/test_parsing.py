@@ -17,7 +17,7 @@ import pytest
 from feedsvc._text import CGJ, TITLE_MAX
 from feedsvc.errors import FeedsvcError, SeedError, SeedParseError, SeedReadError
 from feedsvc.models import Article
-from feedsvc.parsing import MAX_BLOCKS, RawSeed, parse_seed, read_seed, seed_key
+from feedsvc.seeds import MAX_BLOCKS, RawSeed, parse_seed, read_seed, seed_key
 
 from .adversarial import FAMILIES
 

@@ -18,8 +18,8 @@ from feedsvc._text import TITLE_MAX
 from feedsvc.errors import SeedError
 from feedsvc.importer import _TAG, _strip_tags
 from feedsvc.models import Article, FeedMeta, FeedSpec
-from feedsvc.parsing import parse_seed
 from feedsvc.render import render_atom, render_rss
+from feedsvc.seeds import parse_seed
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 SPEC = FeedSpec(title="Testfeed")

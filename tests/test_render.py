@@ -11,8 +11,8 @@ import feedparser
 import pytest
 
 from feedsvc.models import Article, FeedMeta, FeedSpec
-from feedsvc.parsing import parse_seed
 from feedsvc.render import render_atom, render_rss
+from feedsvc.seeds import parse_seed
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 SPEC = FeedSpec(title="Testfeed", subtitle="Nachrichten")

@@ -19,7 +19,7 @@ import pytest
 from feedsvc import Publisher, load_settings
 from feedsvc.core import FileResult, ParseOptions
 from feedsvc.errors import MassDeletionError, SeedPathError, SeedsDirError
-from feedsvc.parsing import parse_seed
+from feedsvc.seeds import parse_seed
 from feedsvc.store import SCHEMA_VERSION, Store
 
 from .conftest import Project, parse_feed, seed_text

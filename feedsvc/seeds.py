@@ -1,4 +1,8 @@
-"""Seed files to ``Article``s: ``read_seed`` is the only seed I/O, ``parse_seed`` is pure.
+"""Seed files: which files are seeds, reading one safely, and parsing it into an ``Article``.
+
+Naming: ``is_seed_name`` and ``list_seeds`` say which files are seeds; ``seed_key`` and
+``slot`` read a seed's name (``NNN_<16 hex>.txt``: the key, and the ``NNN`` slot that orders
+seeds of one month or day). ``read_seed`` is the only seed I/O; ``parse_seed`` is pure.
 
 Format (documented in README.md): line 1 is ``date <when> <lead>``; then blank-line separated
 paragraphs; a short single-line paragraph without closing punctuation is a subheading.
@@ -7,11 +11,13 @@ paragraphs; a short single-line paragraph without closing punctuation is a subhe
 from __future__ import annotations
 
 import errno
+import fnmatch
 import functools
 import hashlib
 import os
 import re
 import stat
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
@@ -28,7 +34,7 @@ from ._text import (
     squash,
     strip_forbidden,
 )
-from .errors import SeedParseError, SeedReadError
+from .errors import SeedParseError, SeedReadError, SeedsDirError
 from .models import Article
 
 # Possessive (``*+``, ``++``): a token the line cannot end with fails once, not once per
@@ -55,6 +61,7 @@ MONTH_SLOTS = 28 * 24 * 60  # minutes in the shortest month: NNN never leaves it
 DAY_SLOTS = 24 * 60
 BINARY_CONTROL_SHARE = 0.05
 MIN_YEAR, MAX_YEAR = 1900, 9000
+IGNORED_SUFFIXES = (".swp", ".swx", "~", ".tmp", ".part", ".crdownload")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +91,82 @@ def printable_path(path: str | Path) -> str:
     text = raw.decode("utf-8", "backslashreplace")
     # repr escapes exactly what is not printable: "\n", "\x1b", "\u2028"
     return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
+def name_problem(rel: str) -> str:
+    """Why a path cannot be a seed's name ('' when it can)."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return "file name is not valid UTF-8; rename the file"
+    if any(unicodedata.category(c) == "Cc" for c in rel):
+        return "file name contains a control character; rename the file"
+    return ""
+
+
+def stored_path(rel: str) -> str:
+    """The store's name for a seed path: itself, or escaped when it cannot be a seed's name.
+
+    A name with bytes that are not UTF-8 or with control characters is one rejected seed,
+    recorded under its escaped form: nothing unencodable ever reaches the store or a feed.
+    """
+    return rel if rel.isprintable() or not name_problem(rel) else printable_path(rel)
+
+
+def os_reason(error: OSError) -> str:
+    """An OS error as a short reason without the path (the message names the path itself)."""
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    if isinstance(error, NotADirectoryError):
+        return "not a folder"
+    return f"cannot read: {error.strerror or error}"
+
+
+def is_seed_name(name: str, pattern: str) -> bool:
+    """Seed files match the pattern; hidden files and editor or transfer leftovers never do."""
+    return (
+        not name.startswith(".")
+        and not name.endswith(IGNORED_SUFFIXES)
+        and fnmatch.fnmatchcase(name, pattern)
+    )
+
+
+def require_seeds_dir(seeds: Path) -> None:
+    """Raise ``SeedsDirError`` unless the seeds folder exists and is a folder we can list."""
+    try:
+        st = os.stat(seeds)
+    except FileNotFoundError as e:
+        raise SeedsDirError(printable_path(seeds), "seeds folder does not exist") from e
+    except OSError as e:
+        raise SeedsDirError(printable_path(seeds), os_reason(e)) from e
+    if not stat.S_ISDIR(st.st_mode):
+        raise SeedsDirError(printable_path(seeds), "not a folder")
+
+
+def list_seeds(seeds: Path, pattern: str) -> list[str]:
+    """Every seed file under ``seeds`` (recursive, symlinked dirs not followed), sorted.
+
+    A folder that cannot be listed raises ``SeedsDirError``: its files are never taken for
+    deleted. A sub-folder that vanished while it was walked is gone, like its files.
+    """
+    require_seeds_dir(seeds)
+    found: list[str] = []
+    root = os.path.normpath(seeds)
+
+    def fail(error: OSError) -> None:
+        where = error.filename if error.filename is not None else root
+        if isinstance(error, FileNotFoundError) and os.path.normpath(where) != root:
+            return  # a sub-folder removed while walking: its files are gone
+        raise SeedsDirError(printable_path(where), os_reason(error)) from error
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=fail):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        base = os.path.relpath(dirpath, root)
+        for name in filenames:
+            if is_seed_name(name, pattern):
+                found.append(name if base == "." else f"{base}/{name}".replace(os.sep, "/"))
+    found.sort()
+    return found
 
 
 def read_seed(path: Path, *, root: Path, max_bytes: int, display: str | None = None) -> RawSeed:
@@ -160,7 +243,12 @@ def seed_key(source: str) -> str:
     return hashlib.sha256(source.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
-def _position(source: str) -> int:
+def slot(source: str) -> int:
+    """The ``NNN`` a seed's file name starts with (0 without one): its order in a month or day.
+
+    A ``YYYY-MM`` seed is dated ``NNN`` minutes after the month's first local midnight (at
+    most ``MONTH_SLOTS - 1``), a ``YYYY-MM-DD`` seed ``NNN`` minutes into its day.
+    """
     m = _NNN.match(source.rsplit("/", 1)[-1])
     return int(m.group("nnn")) if m else 0
 
@@ -195,7 +283,7 @@ def _decode(data: bytes, shown: str) -> str:
 
 def _parse_when(token: str, *, source: str, tz: tzinfo, shown: str) -> datetime:
     """A month, day or ISO 8601 date-time; month and day become a slot ordered by NNN."""
-    slot = _position(source)
+    position = slot(source)
     m = _MONTH.match(token)
     d = _DAY.match(token)
     try:
@@ -203,12 +291,12 @@ def _parse_when(token: str, *, source: str, tz: tzinfo, shown: str) -> datetime:
             year, month = int(m["y"]), int(m["m"])
             start = date(year, month, 1)
             end = date(year + month // 12, month % 12 + 1, 1)
-            offset = timedelta(minutes=min(slot, MONTH_SLOTS - 1))
+            offset = timedelta(minutes=min(position, MONTH_SLOTS - 1))
         elif d:
             year = int(d["y"])
             start = date(year, int(d["m"]), int(d["d"]))
             end = start + timedelta(days=1)
-            offset = timedelta(minutes=min(slot, DAY_SLOTS - 1))
+            offset = timedelta(minutes=min(position, DAY_SLOTS - 1))
         else:
             when = datetime.fromisoformat(token)
             year = when.year
