@@ -33,7 +33,7 @@ from .config import Settings
 from .core import LOCK_TIMEOUT, BuildReport, Publisher
 from .errors import OldFeedError, PublishError
 from .models import Article, FeedMeta
-from .render import article_link
+from .render.feeds import article_link
 from .seeds import MONTH_SLOTS, slot
 from .store import Store
 

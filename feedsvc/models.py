@@ -44,6 +44,11 @@ class Article(BaseModel):
     entry_id: str | None = None
     warnings: tuple[str, ...] = ()
 
+    @property
+    def page(self) -> str:
+        """The article page's path relative to feeds/: the entry's permanent link, by key."""
+        return f"{ARTICLES_DIR}/{self.key}.html"
+
     @model_validator(mode="after")
     def _updated_not_before_published(self) -> Article:
         if self.updated < self.published:
@@ -53,6 +58,16 @@ class Article(BaseModel):
 
 Format = Literal["atom", "rss", "json"]
 FORMATS: tuple[Format, ...] = ("atom", "rss", "json")
+# The one table of media types (RFC 4287, the RSS Advisory Board's, JSON Feed 1.1): the
+# renderers write them into links, the pages into <link rel="alternate">, and
+# ``build.outputs`` serves files with them (plus a charset).
+MEDIA_TYPES: dict[Format, str] = {
+    "atom": "application/atom+xml",
+    "rss": "application/rss+xml",
+    "json": "application/feed+json",
+}
+HTML_TYPE = "text/html"
+ARTICLES_DIR = "articles"  # feeds/articles/<key>.html: every entry's permanent link
 
 
 def category_of(source: str) -> str | None:

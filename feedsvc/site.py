@@ -23,8 +23,9 @@ from ._atomic import write_atomic
 from ._version import __version__
 from .config import Settings
 from .models import Article, FeedFilter, FeedMeta, FeedSpec, Format, Paging, category_of
-from .pages import PageFeed, Site, article_path, render_article, render_index
-from .render import fit, render_atom, render_json, render_rss
+from .render.feeds import fit, render_atom, render_rss
+from .render.jsonfeed import render_json
+from .render.pages import PageFeed, Site, article_path, render_article, render_index
 from .store import Member, Store
 
 ROOT_FEED = "all"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from feedsvc import parse_seed
-from feedsvc.render import fit
+from feedsvc.render.feeds import fit
 from feedsvc.serve import FileCache
 
 from .conftest import SAMPLE, Project, parse_feed, seed_text

@@ -13,7 +13,7 @@ import feedparser
 import pytest
 
 from feedsvc import load_settings, parse_seed
-from feedsvc.render import render_atom, render_rss
+from feedsvc.render.feeds import render_atom, render_rss
 from feedsvc.site import SiteWriter
 
 from .conftest import Project, parse_feed, seed_text

@@ -24,8 +24,8 @@ import pytest
 from html5lib.html5parser import ParseError
 
 from feedsvc.models import Article, FeedMeta
-from feedsvc.pages import PageFeed, Site, render_article, render_index
-from feedsvc.render import article_link
+from feedsvc.render.feeds import article_link
+from feedsvc.render.pages import PageFeed, Site, render_article, render_index
 from feedsvc.seeds import parse_seed
 
 from .conftest import serve_directory
@@ -367,7 +367,7 @@ def test_package_data_covers_every_template() -> None:
     config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
     patterns = config["tool"]["setuptools"]["package-data"]["feedsvc"]
     package = REPO / "feedsvc"
-    templates = sorted((package / "templates").iterdir())
+    templates = sorted((package / "render" / "templates").iterdir())
     assert {t.name for t in templates} >= {"base.html", "index.html", "article.html"}
     for template in templates:
         relative = template.relative_to(package).as_posix()

@@ -18,7 +18,7 @@ from feedsvc._text import TITLE_MAX
 from feedsvc.errors import SeedError
 from feedsvc.importer import _TAG, _strip_tags
 from feedsvc.models import Article, FeedMeta, FeedSpec
-from feedsvc.render import render_atom, render_rss
+from feedsvc.render.feeds import render_atom, render_rss
 from feedsvc.seeds import parse_seed
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)

@@ -11,7 +11,7 @@ import feedparser
 import pytest
 
 from feedsvc.models import Article, FeedMeta, FeedSpec
-from feedsvc.render import render_atom, render_rss
+from feedsvc.render.feeds import render_atom, render_rss
 from feedsvc.seeds import parse_seed
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)

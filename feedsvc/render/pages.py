@@ -1,7 +1,8 @@
 """Pure, deterministic HTML pages: the feeds index and one page per article; no clock, no I/O.
 
-The templates ship in ``feedsvc/templates/`` and autoescape everything. The only markup that is
-not escaped here is ``render.article_html``, which builds its HTML from escaped text itself.
+The templates ship in ``feedsvc/render/templates/`` and autoescape everything. The only
+markup that is not escaped here is ``feeds.article_html``, which builds its HTML from escaped
+text itself.
 """
 
 from __future__ import annotations
@@ -15,16 +16,16 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from .models import Article
-from .render import ATOM_TYPE, JSON_FEED_TYPE, RSS_TYPE, article_html
+from ..models import MEDIA_TYPES, Article
+from .feeds import article_html
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 # Feed formats in the order the pages list them: format -> (label, MIME type).
 FORMATS: dict[str, tuple[str, str]] = {
-    "atom": ("Atom", ATOM_TYPE),
-    "rss": ("RSS", RSS_TYPE),
-    "json": ("JSON Feed", JSON_FEED_TYPE),
+    "atom": ("Atom", MEDIA_TYPES["atom"]),
+    "rss": ("RSS", MEDIA_TYPES["rss"]),
+    "json": ("JSON Feed", MEDIA_TYPES["json"]),
 }
 
 # The few words of page chrome, by primary language subtag; anything else gets English.
@@ -86,7 +87,7 @@ class Site(BaseModel):
 @cache
 def _environment() -> Environment:
     return Environment(
-        loader=PackageLoader("feedsvc", "templates"),
+        loader=PackageLoader("feedsvc.render", "templates"),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -96,8 +97,8 @@ def _environment() -> Environment:
 
 
 def article_path(article: Article) -> str:
-    """The article page's path relative to the site root (``render.article_link`` minus base)."""
-    return f"articles/{article.key}.html"
+    """The article page's path relative to the site root (``Article.page``)."""
+    return article.page
 
 
 def _labels(language: str) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Pure, deterministic Atom 1.0 and RSS 2.0 from articles: no clock, no I/O, no globals.
+"""Atom 1.0 and RSS 2.0 from articles (feedgen): pure, no clock, no I/O, no globals.
 
 Every date comes from the data, so the same articles always give the same bytes. HTML is built
 here, from escaped text, only for the entries being written.
@@ -6,7 +6,6 @@ here, from escaped text, only for the entries being written.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from html import escape
@@ -16,13 +15,21 @@ from feedgen.ext.base import BaseExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
-from .models import Article, FeedMeta, FeedSpec, Format, Paging, category_of, max_updated
+from ..models import (
+    HTML_TYPE,
+    MEDIA_TYPES,
+    Article,
+    FeedMeta,
+    FeedSpec,
+    Format,
+    Paging,
+    category_of,
+    max_updated,
+)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-ATOM_TYPE = "application/atom+xml"
-RSS_TYPE = "application/rss+xml"
-JSON_FEED_TYPE = "application/feed+json"
-JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
+ATOM_TYPE = MEDIA_TYPES["atom"]
+RSS_TYPE = MEDIA_TYPES["rss"]
 GENERATOR_URI = "https://github.com/feedsvc/feedsvc"
 
 
@@ -37,7 +44,7 @@ def article_html(article: Article) -> str:
 
 def article_link(article: Article, meta: FeedMeta) -> str:
     """The entry's permanent link (an HTML page per article, keyed like the id)."""
-    return f"{meta.base_url}articles/{article.key}.html"
+    return f"{meta.base_url}{article.page}"
 
 
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -104,7 +111,7 @@ def _generator(
         fg.link(href=f"{meta.base_url}{paging.current}", rel="current", type=ATOM_TYPE)
     if paging.archive:
         fg.register_extension("feedsvc_archive", _ArchiveMark, atom=True, rss=False)
-    fg.link(href=meta.base_url, rel="alternate", type="text/html")
+    fg.link(href=meta.base_url, rel="alternate", type=HTML_TYPE)
     language = spec.language or meta.language
     fg.language(language)
     fg.generator("feedsvc", version=meta.generator_version, uri=GENERATOR_URI)
@@ -126,7 +133,7 @@ def _generator(
             fe.feedsvc_lang.language = article.language
         fe.guid(article.entry_id, permalink=article.entry_id.startswith(("http://", "https://")))
         fe.title(article.title)
-        fe.link(href=article_link(article, meta), rel="alternate", type="text/html")
+        fe.link(href=article_link(article, meta), rel="alternate", type=HTML_TYPE)
         fe.published(article.published)
         fe.updated(article.updated)
         category = category_of(article.source)
@@ -185,49 +192,3 @@ def fit(
             too_big = middle
     data, count = fitting, fits
     return data, count
-
-
-def _rfc3339(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def render_json(articles: Sequence[Article], spec: FeedSpec, meta: FeedMeta) -> bytes:
-    """JSON Feed 1.1 with the same ids, dates and content as the Atom and RSS feeds."""
-    author: dict[str, str] = {"name": meta.author_name}
-    if meta.author_email:
-        author["url"] = f"mailto:{meta.author_email}"
-    items: list[dict[str, Any]] = []
-    for article in articles:
-        assert article.entry_id, "articles reach the renderer through the store's id ledger"
-        items.append(
-            {
-                "id": article.entry_id,
-                "url": article_link(article, meta),
-                "title": article.title,
-                "summary": article.lead,
-                "content_html": article_html(article),
-                "date_published": _rfc3339(article.published),
-                "date_modified": _rfc3339(article.updated),
-                "language": article.language,
-            }
-        )
-        category = category_of(article.source)
-        if category:
-            items[-1]["tags"] = [category]
-    feed: dict[str, Any] = {
-        "version": JSON_FEED_VERSION,
-        "title": spec.title,
-        "home_page_url": meta.base_url,
-        "feed_url": f"{meta.base_url}{spec.file('json')}",
-        "description": spec.subtitle or spec.title,
-        "authors": [author],
-        "language": spec.language or meta.language,
-    }
-    if meta.icon:
-        feed["icon"] = meta.icon
-    if meta.favicon:
-        feed["favicon"] = meta.favicon
-    if meta.hub_url:
-        feed["hubs"] = [{"type": "WebSub", "url": meta.hub_url}]
-    feed["items"] = items
-    return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
