@@ -37,7 +37,8 @@ from tests.slowclients import SlowClients, raise_fd_limit, timed_get  # noqa: E4
 SERVE = """
 import sys, time
 from pathlib import Path
-from feedsvc.serve import ATOM_TYPE, JSON_FEED_TYPE, RSS_TYPE, FeedApp, HTTPServer, ServeOptions
+from feedsvc.service.serve import FeedApp, HTTPServer, ServeOptions
+from feedsvc.service.serve import ATOM_TYPE, JSON_FEED_TYPE, RSS_TYPE
 types = {"atom.xml": ATOM_TYPE, "rss.xml": RSS_TYPE, "feed.json": JSON_FEED_TYPE}
 app = FeedApp(ServeOptions(root=Path(sys.argv[1]), content_types=types))
 server = HTTPServer(app, host="127.0.0.1", port=0)

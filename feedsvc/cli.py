@@ -73,7 +73,7 @@ def _ping_hub(settings: Settings, report: BuildReport) -> None:
     hub = settings.websub_hub
     if hub is None or not report.written:
         return
-    from .websub import HubNotifier, feed_urls
+    from .service.websub import HubNotifier, feed_urls
 
     urls = feed_urls(report, settings)
     if urls:
@@ -250,8 +250,8 @@ def run(
       feedsvc run --port 0 --log-format json
       feedsvc run --no-serve --feeds /var/www/feeds
     """
-    from .daemon import run as run_daemon
-    from .daemon import setup_logging
+    from .service.daemon import run as run_daemon
+    from .service.logs import setup_logging
 
     overrides: dict[str, Any] = {
         "seeds_dir": seeds,

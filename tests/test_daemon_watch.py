@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from feedsvc import ConfigError, load_settings
-from feedsvc.schedule import rescan_trigger
-from feedsvc.watch import SeedWatcher
+from feedsvc.service.schedule import rescan_trigger
+from feedsvc.service.watch import SeedWatcher
 
 from .harness import wait_for
 

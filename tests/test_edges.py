@@ -11,7 +11,7 @@ import pytest
 
 from feedsvc import parse_seed
 from feedsvc.render.feeds import fit
-from feedsvc.serve import FileCache
+from feedsvc.service.serve import FileCache
 
 from .conftest import SAMPLE, Project, parse_feed, seed_text
 

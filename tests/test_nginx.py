@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc.serve import ATOM_TYPE, JSON_FEED_TYPE, RSS_TYPE, FeedApp, HTTPServer, ServeOptions
+from feedsvc.service.serve import (
+    ATOM_TYPE,
+    JSON_FEED_TYPE,
+    RSS_TYPE,
+    FeedApp,
+    HTTPServer,
+    ServeOptions,
+)
 from tests.nginx_site import Nginx, require_nginx
 
 ATOM = b'<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">'

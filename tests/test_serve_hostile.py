@@ -23,16 +23,16 @@ import pytest
 from werkzeug.test import Client
 
 from feedsvc.core import BuildReport
-from feedsvc.daemon import STATUS_LIST_MAX, DaemonStatus
 from feedsvc.errors import SeedError
-from feedsvc.schedule import BuildOutcome
-from feedsvc.serve import (
+from feedsvc.service.schedule import BuildOutcome
+from feedsvc.service.serve import (
     ATOM_TYPE,
     MAX_HEADER_BYTES,
     FeedApp,
     HTTPServer,
     ServeOptions,
 )
+from feedsvc.service.status import STATUS_LIST_MAX, DaemonStatus
 from tests.harness import wait_for
 from tests.slowclients import SlowClients, timed_get
 

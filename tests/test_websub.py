@@ -16,7 +16,7 @@ import pytest
 
 from feedsvc import BuildReport, ConfigError, Settings, load_settings
 from feedsvc.cli import WEBSUB_CLOSE_SECONDS
-from feedsvc.websub import HubNotifier, feed_urls
+from feedsvc.service.websub import HubNotifier, feed_urls
 
 from .conftest import Project, seed_text
 from .harness import Daemon, make_site, seed_name, wait_for, write
@@ -175,7 +175,7 @@ def test_other_4xx_are_not_retried(hub: RecordingHub, status: int) -> None:
 def test_retries_stop_after_the_limit(hub: RecordingHub, caplog: pytest.LogCaptureFixture) -> None:
     hub.fail_first = 100
     n = notifier(hub.url, retries=2, backoff=0.01)
-    with caplog.at_level(logging.INFO, logger="feedsvc.websub"):
+    with caplog.at_level(logging.INFO, logger="feedsvc.service.websub"):
         n.notify([FEED])
         n.close(timeout=10)
     assert hub.urls() == [FEED] * 3
@@ -196,7 +196,7 @@ def test_an_unreachable_hub_is_retried_then_given_up_at_close(
     dead_hub: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     n = HubNotifier(dead_hub, backoff=0.1, jitter=0.0)
-    with caplog.at_level(logging.INFO, logger="feedsvc.websub"):
+    with caplog.at_level(logging.INFO, logger="feedsvc.service.websub"):
         n.notify([FEED])
         started = time.monotonic()
         n.close(timeout=1.0)

@@ -35,7 +35,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
-from .seeds import is_seed_name
+from ..seeds import is_seed_name
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import IO, Literal
 from urllib.parse import quote, urlencode
 
-from ._version import __version__
-from .config import Settings
-from .core import BuildReport
+from .._version import __version__
+from ..config import Settings
+from ..core import BuildReport
 
 log = logging.getLogger(__name__)
 

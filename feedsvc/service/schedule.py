@@ -28,9 +28,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from .config import Settings
-from .core import BuildReport, Publisher
-from .errors import SeedsDirError
+from ..config import Settings
+from ..core import BuildReport, Publisher
+from ..errors import SeedsDirError
 
 log = logging.getLogger(__name__)
 

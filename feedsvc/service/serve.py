@@ -40,8 +40,8 @@ from waitress.task import ThreadedTaskDispatcher, WSGITask
 from werkzeug.security import safe_join
 from werkzeug.wrappers import Request, Response
 
-from ._version import __version__
-from .errors import ServeError
+from .._version import __version__
+from ..errors import ServeError
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment

@@ -10,29 +10,27 @@ then the server closes.
 from __future__ import annotations
 
 import faulthandler
-import json
 import logging
 import os
 import queue
 import signal
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any, Literal
+from typing import Any
 
-from ._lock import exclusive
-from ._version import __version__
-from .config import Settings
-from .core import Publisher
-from .errors import FeedsvcError, LockError, SeedError
+from .._lock import exclusive
+from .._version import __version__
+from ..config import Settings
+from ..core import Publisher
+from ..errors import FeedsvcError, LockError
+from .logs import LOG_NAMES
 from .schedule import BuildOutcome, Rebuilder
 from .serve import ATOM_TYPE, JSON_FEED_TYPE, RSS_TYPE, FeedApp, HTTPServer, ServeOptions
+from .status import DaemonStatus, iso
 from .watch import SeedWatcher
 from .websub import HubNotifier, feed_urls
 
@@ -40,245 +38,8 @@ log = logging.getLogger(__name__)
 
 STOP_SECONDS = 3.0  # how long a stop waits for the build in flight (the whole stop: < 5 s)
 STOP_DEADLINE = 4.5  # the hard limit for a whole stop: then the process ends regardless
-LOG_NAMES = 20  # file or feed names in one log line at most
 WEBSUB_CLOSE_SECONDS = 0.5  # then how long it waits for WebSub pings still pending
 DAEMON_LOCK = "daemon.lock"
-STATUS_LIST_MAX = 20  # /status lists the first errors and files written, and counts them all
-LogFormat = Literal["text", "json"]
-
-
-# --- logging --------------------------------------------------------------------------------
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line, for log shippers."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        payload: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            payload["exception"] = self.formatException(record.exc_info)
-        return json.dumps(payload, ensure_ascii=False)
-
-
-def setup_logging(level: str = "INFO", fmt: LogFormat = "text") -> None:
-    """Log to stderr with timestamps and levels; apscheduler's per-run chatter only at DEBUG."""
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    quiet = logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
-    logging.getLogger("apscheduler").setLevel(quiet)
-
-
-# --- status -----------------------------------------------------------------------------------
-def _iso(when: datetime | None) -> str | None:
-    return None if when is None else when.isoformat(timespec="milliseconds")
-
-
-def _error_json(error: SeedError) -> dict[str, Any]:
-    return {"path": error.path, "line": error.line, "reason": error.reason}
-
-
-Probe = Callable[[], list[str]]
-"""The daemon's own checks at each health request: one line per problem, none when fine."""
-
-
-class DaemonStatus:
-    """What ``/healthz`` and ``/status`` report: the daemon's builds, not the core's.
-
-    Healthy while the last build succeeded and ``probe`` finds no problem (seeds folder there
-    and watched, main feed on disk); each problem is named in ``reason``.
-    """
-
-    def __init__(
-        self,
-        *,
-        probe: Probe | None = None,
-        details: Callable[[], Mapping[str, Any]] | None = None,
-        feeds_dir: Path = Path("."),
-    ) -> None:
-        self._lock = threading.Lock()
-        self._probe = probe
-        self._details = details
-        self.feeds_dir = feeds_dir  # for the names of written files in the log
-        self.started = datetime.now(UTC)
-        self.builds = 0
-        self.failed = 0
-        self.last: BuildOutcome | None = None
-        self.last_ok: BuildOutcome | None = None
-
-    def record(self, outcome: BuildOutcome) -> None:
-        """Count a build and log what changed; seed errors are logged once, when they appear."""
-        with self._lock:
-            previous, last = self.last_ok, self.last
-            self.builds += 1
-            self.last = outcome
-            if outcome.ok:
-                self.last_ok = outcome
-            else:
-                self.failed += 1
-        same_failure = (
-            last is not None
-            and last.error is not None
-            and outcome.error is not None
-            and str(last.error) == str(outcome.error)
-        )
-        _log_outcome(outcome, previous, feeds_dir=self.feeds_dir, repeated=same_failure)
-
-    def snapshot(self) -> tuple[bool, Mapping[str, Any]]:
-        """(healthy, the ``/status`` document)."""
-        with self._lock:
-            last, last_ok = self.last, self.last_ok
-            builds, failed = self.builds, self.failed
-        report = last_ok.report if last_ok is not None else None
-        problems = self._probe() if self._probe is not None else []
-        if last is None:
-            problems.append("starting: no build has finished yet")
-        elif last.error is not None:
-            problems.append(f"last build failed: {last.error}")
-        healthy = not problems
-        reason = "; ".join(problems) if problems else "ok"
-        errors = report.errors if report is not None else []
-        info: dict[str, Any] = {
-            "healthy": healthy,
-            "reason": reason,
-            "problems": problems,
-            "version": __version__,
-            "pid": os.getpid(),
-            "started": _iso(self.started),
-            "builds": builds,
-            "builds_failed": failed,
-            "articles": report.total if report is not None else None,
-            "error_count": len(errors),
-            "errors": [_error_json(e) for e in errors[:STATUS_LIST_MAX]],
-            "last_build": None if last is None else _outcome_json(last),
-            "last_success": None if last_ok is None else _iso(last_ok.started),
-        }
-        if self._details is not None:
-            info.update(self._details())
-        return healthy, info
-
-
-def _outcome_json(outcome: BuildOutcome) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "kind": outcome.kind,
-        "paths": outcome.paths,
-        "started": _iso(outcome.started),
-        "seconds": round(outcome.seconds, 4),
-        "ok": outcome.ok,
-        "error": None if outcome.error is None else str(outcome.error),
-    }
-    if outcome.report is not None:
-        r = outcome.report
-        data.update(new=r.new, changed=r.changed, deleted=r.deleted, written=len(r.written))
-    return data
-
-
-@dataclass(frozen=True, slots=True)
-class Written:
-    """The files a build wrote, summed up: feed documents by name, the rest counted."""
-
-    feeds: list[str]
-    archive_pages: int
-    html_pages: int
-    other: int
-
-    @classmethod
-    def of(cls, written: list[Path], feeds_dir: Path) -> Written:
-        root = os.path.abspath(feeds_dir)
-        feeds: list[str] = []
-        archive = html = other = 0
-        for path in written:
-            rel = os.path.relpath(os.path.abspath(path), root).replace(os.sep, "/")
-            folder, _, name = rel.rpartition("/")
-            if name.endswith((".html", ".htm")):
-                html += 1
-            elif folder == "archive" or folder.endswith("/archive"):
-                archive += 1
-            elif name.endswith((".xml", ".json")):
-                feeds.append(rel)
-            else:
-                other += 1  # .gz siblings, images
-        return cls(feeds, archive, html, other)
-
-    def __str__(self) -> str:
-        shown = self.feeds[:LOG_NAMES]
-        more = len(self.feeds) - len(shown)
-        names = ", ".join(shown) + (f" and {more} more" if more else "")
-        parts = [f"feeds {names}"] if shown else []
-        for count, what in (
-            (self.archive_pages, "archive pages"),
-            (self.html_pages, "HTML pages"),
-            (self.other, "other files"),
-        ):
-            if count:
-                parts.append(f"{count} {what}")
-        return ", ".join(parts)
-
-
-def _names(paths: list[Path], limit: int = LOG_NAMES) -> str:
-    shown = ", ".join(p.name for p in paths[:limit])
-    return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
-
-
-def _log_outcome(
-    outcome: BuildOutcome,
-    previous: BuildOutcome | None,
-    *,
-    feeds_dir: Path = Path("."),
-    repeated: bool = False,
-) -> None:
-    """One line per build at INFO (counts and feed names, never a file list); details at DEBUG.
-
-    A failure is logged at ERROR when it first appears; the same failure again (a retry) only
-    at DEBUG, so a folder that stays missing does not fill the log.
-    """
-    if outcome.error is not None:
-        bug = not isinstance(outcome.error, FeedsvcError)
-        log.log(
-            logging.DEBUG if repeated and not bug else logging.ERROR,
-            "%s build failed, old feeds kept, will retry: %s",
-            outcome.kind,
-            outcome.error,
-            exc_info=outcome.error if bug else None,
-        )
-        return
-    report = outcome.report
-    assert report is not None
-    before = previous.report.errors if previous is not None and previous.report else []
-    known = {str(e) for e in before}
-    now = {str(e) for e in report.errors}
-    for error in report.errors:
-        if str(error) not in known:
-            log.warning("%s", error)
-    for fixed in sorted({e.path for e in before} - {e.path for e in report.errors}):
-        log.info("%s: no error any more", fixed)
-    for warning in report.warnings:
-        log.warning("%s", warning)
-    changed = report.new or report.changed or report.deleted or report.written
-    level = logging.INFO if changed or known != now or previous is None else logging.DEBUG
-    written = report.written
-    log.log(
-        level,
-        "%s build: %d articles (%d new, %d changed, %d deleted, %d errors)%s in %.3f s",
-        outcome.kind,
-        report.total,
-        report.new,
-        report.changed,
-        report.deleted,
-        len(report.errors),
-        f", wrote {len(written)} files: {Written.of(written, feeds_dir)}" if written else "",
-        outcome.seconds,
-    )
-    if written and log.isEnabledFor(logging.DEBUG):
-        log.debug("wrote %s", _names(written))
 
 
 # --- the daemon ---------------------------------------------------------------------------------
@@ -394,7 +155,7 @@ class Daemon:
         current: dict[str, Any] | None = None
         if building is not None:
             current = {"kind": building.kind, "paths": building.paths}
-            current["started"] = _iso(building.started)
+            current["started"] = iso(building.started)
         waiting, pending = self.watcher.debouncer.waiting, self.rebuilder.pending
         return {
             "idle": waiting == 0 and self.rebuilder.idle,
@@ -402,7 +163,7 @@ class Daemon:
             "watch": {
                 "seeds": str(watch.seeds),
                 "state": watch.state,
-                "since": _iso(watch.since),
+                "since": iso(watch.since),
                 "reattached": watch.reattached,
                 "problem": watch.problem,
             },

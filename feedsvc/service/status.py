@@ -1,0 +1,121 @@
+"""What ``/healthz`` and ``/status`` report: the daemon's builds, its watcher, its main feed."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .._version import __version__
+from ..errors import SeedError
+from .logs import log_outcome
+from .schedule import BuildOutcome
+
+STATUS_LIST_MAX = 20  # /status lists the first errors and files written, and counts them all
+
+
+# --- status -----------------------------------------------------------------------------------
+def iso(when: datetime | None) -> str | None:
+    return None if when is None else when.isoformat(timespec="milliseconds")
+
+
+def _error_json(error: SeedError) -> dict[str, Any]:
+    return {"path": error.path, "line": error.line, "reason": error.reason}
+
+
+Probe = Callable[[], list[str]]
+"""The daemon's own checks at each health request: one line per problem, none when fine."""
+
+
+class DaemonStatus:
+    """What ``/healthz`` and ``/status`` report: the daemon's builds, not the core's.
+
+    Healthy while the last build succeeded and ``probe`` finds no problem (seeds folder there
+    and watched, main feed on disk); each problem is named in ``reason``.
+    """
+
+    def __init__(
+        self,
+        *,
+        probe: Probe | None = None,
+        details: Callable[[], Mapping[str, Any]] | None = None,
+        feeds_dir: Path = Path("."),
+    ) -> None:
+        self._lock = threading.Lock()
+        self._probe = probe
+        self._details = details
+        self.feeds_dir = feeds_dir  # for the names of written files in the log
+        self.started = datetime.now(UTC)
+        self.builds = 0
+        self.failed = 0
+        self.last: BuildOutcome | None = None
+        self.last_ok: BuildOutcome | None = None
+
+    def record(self, outcome: BuildOutcome) -> None:
+        """Count a build and log what changed; seed errors are logged once, when they appear."""
+        with self._lock:
+            previous, last = self.last_ok, self.last
+            self.builds += 1
+            self.last = outcome
+            if outcome.ok:
+                self.last_ok = outcome
+            else:
+                self.failed += 1
+        same_failure = (
+            last is not None
+            and last.error is not None
+            and outcome.error is not None
+            and str(last.error) == str(outcome.error)
+        )
+        log_outcome(outcome, previous, feeds_dir=self.feeds_dir, repeated=same_failure)
+
+    def snapshot(self) -> tuple[bool, Mapping[str, Any]]:
+        """(healthy, the ``/status`` document)."""
+        with self._lock:
+            last, last_ok = self.last, self.last_ok
+            builds, failed = self.builds, self.failed
+        report = last_ok.report if last_ok is not None else None
+        problems = self._probe() if self._probe is not None else []
+        if last is None:
+            problems.append("starting: no build has finished yet")
+        elif last.error is not None:
+            problems.append(f"last build failed: {last.error}")
+        healthy = not problems
+        reason = "; ".join(problems) if problems else "ok"
+        errors = report.errors if report is not None else []
+        info: dict[str, Any] = {
+            "healthy": healthy,
+            "reason": reason,
+            "problems": problems,
+            "version": __version__,
+            "pid": os.getpid(),
+            "started": iso(self.started),
+            "builds": builds,
+            "builds_failed": failed,
+            "articles": report.total if report is not None else None,
+            "error_count": len(errors),
+            "errors": [_error_json(e) for e in errors[:STATUS_LIST_MAX]],
+            "last_build": None if last is None else _outcome_json(last),
+            "last_success": None if last_ok is None else iso(last_ok.started),
+        }
+        if self._details is not None:
+            info.update(self._details())
+        return healthy, info
+
+
+def _outcome_json(outcome: BuildOutcome) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "kind": outcome.kind,
+        "paths": outcome.paths,
+        "started": iso(outcome.started),
+        "seconds": round(outcome.seconds, 4),
+        "ok": outcome.ok,
+        "error": None if outcome.error is None else str(outcome.error),
+    }
+    if outcome.report is not None:
+        r = outcome.report
+        data.update(new=r.new, changed=r.changed, deleted=r.deleted, written=len(r.written))
+    return data
