@@ -210,12 +210,20 @@ def test_the_build_log_counts_files_and_never_lists_them(tmp_path: Path) -> None
         write(site / "seeds" / seed_name(n), seed_text(f"Meldung {n}.", body=f"Text {n}."))
     daemon = Daemon(site)  # logs at DEBUG
     try:
-        line = next(line for line in daemon.lines if "full build:" in line)
+        line = wait_for(
+            lambda: next((x for x in list(daemon.lines) if "full build:" in x), None),
+            what="the INFO build line",
+        )
         assert "61 HTML pages" in line, line  # 60 articles and the index
         assert "feeds atom.xml, rss.xml, feed.json" in line, line
         assert ".html" not in line, "no file list at INFO"
         assert len(line) < 400, line
-        detail = next(line for line in daemon.lines if " DEBUG " in line and ": wrote " in line)
+        detail = wait_for(  # logged after the INFO line: wait for it, the reader may lag
+            lambda: next(
+                (x for x in list(daemon.lines) if " DEBUG " in x and ": wrote " in x), None
+            ),
+            what="the DEBUG line with the file names",
+        )
         assert detail.count(".html") <= 20
         assert "more" in detail
     finally:
