@@ -118,7 +118,7 @@ def test_seeds_deleted_and_recreated_is_watched_again(tmp_path: Path) -> None:
         status = daemon.settled()
         assert status["watch"]["state"] == "watching"
         assert status["watch"]["reattached"] >= 1
-        assert daemon.logged("re-attached")
+        wait_for(lambda: daemon.logged("re-attached"), what="the re-attach logged")
         assert healthz(daemon)[0] == 200
     finally:
         assert daemon.stop() == 0
