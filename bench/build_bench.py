@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import feedsvc
+from feedsvc.build.publisher import BuildReport, Publisher
 from feedsvc.config import Settings, load_settings
-from feedsvc.core import BuildReport, Publisher
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpus" / "de-news.tar.gz"
@@ -86,7 +86,7 @@ def peak_rss():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 from feedsvc.config import load_settings
-from feedsvc.core import Publisher
+from feedsvc.build.publisher import Publisher
 
 config, seeds, feeds, state = sys.argv[1:5]
 settings = load_settings(

@@ -38,7 +38,7 @@ SERVE = """
 import sys, time
 from pathlib import Path
 from feedsvc.service.serve import FeedApp, HTTPServer, ServeOptions
-from feedsvc.service.serve import ATOM_TYPE, JSON_FEED_TYPE, RSS_TYPE
+from feedsvc.build.outputs import ATOM_TYPE, JSON_FEED_TYPE, RSS_TYPE
 types = {"atom.xml": ATOM_TYPE, "rss.xml": RSS_TYPE, "feed.json": JSON_FEED_TYPE}
 app = FeedApp(ServeOptions(root=Path(sys.argv[1]), content_types=types))
 server = HTTPServer(app, host="127.0.0.1", port=0)

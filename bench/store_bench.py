@@ -24,10 +24,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from feedsvc.adopt import read_published
+from feedsvc.build.adopt import read_published
+from feedsvc.build.publisher import Publisher
 from feedsvc.config import load_settings
-from feedsvc.core import Publisher
-from feedsvc.store import Store, backup_store, check_store, store_path
+from feedsvc.store import SQLiteStore as Store
+from feedsvc.store import backup_store, check_store, store_path
 
 REPO = Path(__file__).resolve().parent.parent
 GENERATOR = REPO.parent / "shared" / "peers" / "make_synthetic.py"

@@ -1,10 +1,14 @@
-"""feedsvc: plain-text news seed files published as Atom 1.0 and RSS 2.0 feeds."""
+"""feedsvc: plain-text news seed files published as Atom, RSS and JSON feeds and HTML pages.
+
+The public face: everything a user of the library needs, in one sorted ``__all__``. No module
+of feedsvc imports from here.
+"""
 
 from __future__ import annotations
 
 from ._version import __version__
+from .build.publisher import BuildReport, Publisher
 from .config import Settings, load_settings
-from .core import BuildReport, Publisher
 from .errors import (
     ConfigError,
     FeedsvcError,
@@ -20,7 +24,7 @@ from .errors import (
     ServeError,
 )
 from .importer import import_ids
-from .models import Article, Block, FeedSpec
+from .models import Article, Block, Entry, FeedSpec
 from .seeds import parse_seed, read_seed
 
 __all__ = [
@@ -28,6 +32,7 @@ __all__ = [
     "Block",
     "BuildReport",
     "ConfigError",
+    "Entry",
     "FeedSpec",
     "FeedsvcError",
     "LockError",

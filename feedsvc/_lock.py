@@ -1,4 +1,9 @@
-"""One writer per state directory: an advisory ``flock`` held for a whole build."""
+"""One writer per state directory: advisory ``flock``s, and the names of the lock files.
+
+``build_lock`` is held for a whole build (by ``feedsvc build``, the daemon's builds, a store
+restore); ``daemon_lock`` for the life of ``feedsvc run``, so a second daemon on the same state
+exits at once. The lock file holds its holder's pid, which a ``LockError`` carries as ``holder``.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,14 @@ import fcntl
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from ._causes import os_cause
 from .errors import LockError, StoreError
 
+LOCK_FILE = "lock"  # in state_dir: held by every build
+DAEMON_LOCK = "daemon.lock"  # in state_dir: held by ``feedsvc run`` while it runs
 POLL_SECONDS = 0.05
 
 
@@ -39,10 +46,7 @@ def exclusive(path: Path, *, timeout: float) -> Iterator[None]:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
-                    raise LockError(
-                        f"{path}: another feedsvc process (pid {holder}) is writing this state "
-                        f"directory; waited {timeout:g} s"
-                    ) from None
+                    raise LockError(path, holder=holder, waited=timeout) from None
                 time.sleep(POLL_SECONDS)
         try:
             os.ftruncate(fd, 0)
@@ -52,3 +56,30 @@ def exclusive(path: Path, *, timeout: float) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def build_lock(state_dir: Path, *, timeout: float) -> AbstractContextManager[None]:
+    """The per-build lock of ``state_dir``: one build (or restore) at a time."""
+    return exclusive(state_dir / LOCK_FILE, timeout=timeout)
+
+
+@contextmanager
+def daemon_lock(state_dir: Path) -> Iterator[None]:
+    """Held for the daemon's life: a second ``feedsvc run`` on the same state exits at once.
+
+    ``feedsvc build`` does not take it; it waits for the per-build lock instead.
+    """
+    try:
+        lock = exclusive(state_dir / DAEMON_LOCK, timeout=0)
+        lock.__enter__()
+    except LockError as e:
+        raise LockError(
+            e.path,
+            holder=e.holder,
+            message=f"{state_dir}: another 'feedsvc run' (pid {e.holder}) is already running on "
+            "this state directory; stop it first or give this one another state_dir",
+        ) from e
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)

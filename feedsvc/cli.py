@@ -11,8 +11,8 @@ from typing import Any, Literal
 import click
 
 from ._version import __version__
+from .build.publisher import LOCK_TIMEOUT, BuildReport, MaxDelete, Publisher
 from .config import Settings, load_settings
-from .core import BuildReport, MaxDelete, Publisher
 from .errors import FeedsvcError, SeedPathError
 
 PROGRESS_MIN_FILES = 200
@@ -69,17 +69,12 @@ def _progress(publisher: Publisher, quiet: bool) -> AbstractContextManager[Any]:
 
 
 def _ping_hub(settings: Settings, report: BuildReport) -> None:
-    """Tell the WebSub hub about the feeds this build wrote; never fails or stalls the build."""
-    hub = settings.websub_hub
-    if hub is None or not report.written:
+    """Tell the WebSub hub about the feeds this build wrote (``websub.announce``)."""
+    if settings.websub_hub is None or not report.files:
         return
-    from .service.websub import HubNotifier, feed_urls
+    from .service.websub import announce
 
-    urls = feed_urls(report, settings)
-    if urls:
-        notifier = HubNotifier(hub, timeout=WEBSUB_CLOSE_SECONDS)
-        notifier.notify(urls)
-        notifier.close(timeout=WEBSUB_CLOSE_SECONDS)
+    announce(report, settings, wait=WEBSUB_CLOSE_SECONDS)
 
 
 @click.group(
@@ -88,7 +83,7 @@ def _ping_hub(settings: Settings, report: BuildReport) -> None:
 )
 @click.version_option(__version__, prog_name="feedsvc")
 def main() -> None:
-    """Publish plain-text news seed files as Atom 1.0 and RSS 2.0 feeds."""
+    """Publish plain-text news seed files as Atom, RSS and JSON feeds and HTML pages."""
 
 
 @main.command()
@@ -153,9 +148,14 @@ def build(
         click.echo(str(error), err=True)
     if not quiet:
         outputs = " ".join(str(p) for p in report.outputs)
-        state = "" if report.written else " (unchanged)"
+        main_feed = publisher.planner.main_outputs()
+        state = ""
         if report.repaired:
             state = f" (repaired {len(report.repaired)} missing or damaged outputs)"
+        elif not report.files:
+            state = " (unchanged)"
+        elif not {f.path for f in report.files} & set(main_feed):
+            state = f" ({report.describe(main_feed)})"  # e.g. only an archive page changed
         click.echo(
             f"{_plural(report.total, 'article')} ({report.new} new, {report.changed} changed, "
             f"{report.deleted} deleted, {len(report.errors)} errors) → {outputs}{state} "
@@ -180,13 +180,15 @@ def check(
         publisher = Publisher(_settings(config, seeds, feeds))
         with _progress(publisher, quiet) as bar:
             errors = publisher.check(on_file=(lambda _: bar.update(1)) if bar else None)
-        count = len(publisher.list_seeds())
     except FeedsvcError as e:
         raise click.ClickException(str(e)) from e
+    if verbose:  # the same warnings `build -v` prints
+        for warning in errors.warnings:
+            click.echo(f"warning: {warning}", err=True)
     for error in errors:
         click.echo(str(error), err=True)
     if not quiet:
-        click.echo(f"{count} seeds checked, {len(errors)} errors")
+        click.echo(f"{_plural(errors.checked, 'seed')} checked, {len(errors)} errors")
     sys.exit(1 if errors else 0)
 
 
@@ -429,7 +431,6 @@ def store_restore(backup: Path, config: Path | None) -> None:
     Example:
       feedsvc store restore /var/backups/feedsvc.sqlite3 --config config/
     """
-    from .core import LOCK_TIMEOUT
     from .store import REPLACED_SUFFIX, restore_store
 
     try:

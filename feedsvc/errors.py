@@ -10,7 +10,7 @@ FeedsvcError
 ├── MassDeletionError      a build would unpublish too much: .would_delete, .published, .limit
 ├── PublishError           the store or the feeds could not be written
 │   └── StoreError         the state dir or the store in it cannot be used: .path, .reason
-├── LockError              another feedsvc process holds the state directory
+├── LockError              another feedsvc process holds the state directory: .path, .holder
 ├── ServeError             the HTTP server could not start
 └── OldFeedError           an old feed (``import-ids``) cannot be read: .source, .reason
 """
@@ -109,7 +109,27 @@ class StoreError(PublishError):
 
 
 class LockError(FeedsvcError):
-    """Another feedsvc process is writing the same state directory."""
+    """Another feedsvc process is writing the same state directory.
+
+    ``holder`` is the pid the lock file names ("?" when it names none).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        holder: str,
+        waited: float = 0.0,
+        message: str | None = None,
+    ) -> None:
+        self.path = str(path)
+        self.holder = holder
+        self.waited = waited
+        super().__init__(
+            message
+            or f"{self.path}: another feedsvc process (pid {holder}) is writing this state "
+            f"directory; waited {waited:g} s"
+        )
 
 
 class ServeError(FeedsvcError):

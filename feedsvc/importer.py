@@ -12,30 +12,29 @@ from __future__ import annotations
 import html
 import json
 import re
-import sqlite3
 import tempfile
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit, urlunsplit
 from urllib.request import Request, urlopen
 
 import feedparser
 
-from ._lock import exclusive
+from ._lock import build_lock
 from ._text import nfc
 from ._version import __version__
+from .build.publisher import LOCK_TIMEOUT, BuildReport, Publisher
 from .config import Settings
-from .core import LOCK_TIMEOUT, BuildReport, Publisher
-from .errors import OldFeedError, PublishError
-from .models import Article, FeedMeta
+from .errors import OldFeedError
+from .models import Article, Entry, FeedMeta
 from .render.feeds import article_link
 from .seeds import MONTH_SLOTS, slot
-from .store import Store
+from .store import Store, snapshot
 
 FETCH_TIMEOUT = 30.0
 MAX_OLD_FEED_BYTES = 64 * 1024 * 1024
@@ -43,8 +42,6 @@ MIN_PREFIX_CHARS = 20  # an old title cut with "…" must keep this much to coun
 _ELLIPSES = ("…", "...")
 _TAG = re.compile(r"<[^>]*>")  # only up to the last ">": see _strip_tags
 _SPACE = re.compile(r"\s+")
-
-How = Literal["link", "title"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +63,13 @@ class Conflict:
     reason: str
 
 
-class Matching(NamedTuple):
+A = TypeVar("A", bound=Article)
+
+
+class Matching(NamedTuple, Generic[A]):
     """``match``'s answer; every distinct old id is in exactly one of the three lists."""
 
-    matches: list[tuple[OldEntry, Article]]
+    matches: list[tuple[OldEntry, A]]
     unmatched: list[OldEntry]
     conflicts: list[Conflict]
 
@@ -78,11 +78,9 @@ class Matching(NamedTuple):
 class ImportReport:
     """What ``import_ids`` did: the pairs written (or, in a dry run, that would be)."""
 
-    matches: list[tuple[OldEntry, Article]] = field(default_factory=list)
+    matches: list[tuple[OldEntry, Entry]] = field(default_factory=list)
     unmatched: list[OldEntry] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
-    changed: int = 0  # matches whose article had another id until now
-    dry_run: bool = False
     build: BuildReport | None = None  # the build that rewrote the feeds (not in a dry run)
 
     @property
@@ -264,18 +262,18 @@ def dates_match(old: datetime, article: Article, tz: tzinfo) -> bool:
 
 
 def match(
-    old_entries: Iterable[OldEntry], articles: Sequence[Article], meta: FeedMeta, tz: tzinfo
-) -> Matching:
+    old_entries: Iterable[OldEntry], articles: Sequence[A], meta: FeedMeta, tz: tzinfo
+) -> Matching[A]:
     """Pair old entries with articles: by permanent link, else by title and date.
 
     Each article and each old id is paired at most once. An old entry that fits several
     articles, or an article that several old ids claim, is a conflict: listed, never guessed.
     """
-    by_link: dict[str, list[Article]] = {}
+    by_link: dict[str, list[A]] = {}
     for article in articles:
         by_link.setdefault(normalize_link(article_link(article, meta)), []).append(article)
 
-    def candidates(entry: OldEntry) -> list[Article]:
+    def candidates(entry: OldEntry) -> list[A]:
         if entry.link:
             linked = by_link.get(normalize_link(entry.link))
             if linked:
@@ -291,7 +289,7 @@ def match(
 
     unmatched: list[OldEntry] = []
     conflicts: list[Conflict] = []
-    claims: dict[str, list[tuple[OldEntry, Article]]] = {}
+    claims: dict[str, list[tuple[OldEntry, A]]] = {}
     for old_id, entries in groups.items():
         found = {a.key: a for e in entries for a in candidates(e)}
         if not old_id:
@@ -305,7 +303,7 @@ def match(
             (article,) = found.values()
             claims.setdefault(article.key, []).append((entries[0], article))
 
-    matches: list[tuple[OldEntry, Article]] = []
+    matches: list[tuple[OldEntry, A]] = []
     for key, claimed in claims.items():
         if len(claimed) == 1:
             matches.append(claimed[0])
@@ -334,13 +332,13 @@ def import_ids(
     """
     entries = parse_old_feed(read_old_feed(source, timeout=timeout), source=source)
     publisher = Publisher(settings)
-    report = ImportReport(dry_run=dry_run)
+    report = ImportReport()
     with tempfile.TemporaryDirectory(prefix="feedsvc-import-") as tmp:
         scratch = Path(tmp)
         update: dict[str, Path] = {"feeds_dir": scratch / "feeds"}
         if dry_run:
             update["state_dir"] = scratch / "state"
-            _copy_store(_store_file(settings.state_dir), _store_file(update["state_dir"]))
+            snapshot(settings.state_dir, update["state_dir"])
         work = Publisher(
             settings.model_copy(update=update),
             clock=publisher.clock,
@@ -348,7 +346,7 @@ def import_ids(
         )
         work.build(lock_timeout=lock_timeout)
         with (
-            exclusive(work.settings.state_dir / "lock", timeout=lock_timeout),
+            build_lock(work.settings.state_dir, timeout=lock_timeout),
             work.open_store() as store,
             store.transaction(),
         ):
@@ -365,8 +363,8 @@ def import_ids(
 
 def _apply(
     store: Store,
-    matches: list[tuple[OldEntry, Article]],
-    articles: Sequence[Article],
+    matches: list[tuple[OldEntry, Entry]],
+    articles: Sequence[Entry],
     report: ImportReport,
 ) -> None:
     holders = {a.entry_id: a.key for a in articles}
@@ -379,16 +377,13 @@ def _apply(
             reason = f"id already used by {holder}"
             report.conflicts.append(Conflict(entry, (article.key, holder), reason))
             continue
-        try:
-            store.replace_entry_id(article.key, entry.id)
-        except sqlite3.IntegrityError:  # the statement alone is undone; the transaction goes on
+        if not store.replace_entry_id(article.key, entry.id):
             reason = "id already used by a deleted article in the store"
             report.conflicts.append(Conflict(entry, (article.key,), reason))
             continue
         holders.pop(article.entry_id, None)
         holders[entry.id] = article.key
         report.matches.append((entry, article))
-        report.changed += 1
 
 
 def _link_meta(settings: Settings) -> FeedMeta:
@@ -399,26 +394,3 @@ def _link_meta(settings: Settings) -> FeedMeta:
         language=settings.language,
         generator_version=__version__,
     )
-
-
-def _store_file(state_dir: Path) -> Path:
-    return state_dir / "feedsvc.sqlite3"  # where ``Publisher.open_store`` keeps it
-
-
-def _copy_store(source: Path, target: Path) -> None:
-    """A consistent snapshot of the store (WAL included) for a dry run; none yet: nothing."""
-    if not source.is_file():
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            dst = sqlite3.connect(target)
-            try:
-                src.backup(dst)
-            finally:
-                dst.close()
-        finally:
-            src.close()
-    except sqlite3.Error as e:
-        raise PublishError(f"{source}: cannot copy the store for a dry run: {e}") from e

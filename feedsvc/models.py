@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 from datetime import date, datetime, tzinfo
 from typing import Annotated, Literal
 
@@ -27,7 +28,7 @@ class Block(BaseModel):
 
 
 class Article(BaseModel):
-    """A validated seed. ``entry_id`` and ``updated`` come from the store (the id ledger)."""
+    """A validated seed, as the parser makes it: no id yet (see ``Entry``)."""
 
     model_config = _FROZEN
 
@@ -40,8 +41,6 @@ class Article(BaseModel):
     updated: AwareDatetime
     language: str = Field(min_length=2)
     content_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
-    word_count: int = Field(ge=1)
-    entry_id: str | None = None
     warnings: tuple[str, ...] = ()
 
     @property
@@ -54,6 +53,25 @@ class Article(BaseModel):
         if self.updated < self.published:
             raise ValueError("updated is before published")
         return self
+
+
+class Entry(Article):
+    """An article the id ledger took in: it always has its ``entry_id`` (and ``updated``).
+
+    What the store hands out and the renderers take. Stored JSON of older versions may carry
+    fields since retired (``word_count`` before #8): they are ignored, not an error.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    entry_id: str = Field(min_length=1)
+
+    @classmethod
+    def of(cls, article: Article, *, entry_id: str, updated: datetime) -> Entry:
+        """``article`` with its ledger id and its last content change (never before published)."""
+        fields = dict(article.__dict__)
+        fields.update(entry_id=entry_id, updated=max(updated, article.published))
+        return cls.model_construct(**fields)  # ``article`` is validated; this only adds the id
 
 
 Format = Literal["atom", "rss", "json"]
@@ -167,6 +185,6 @@ class Paging(BaseModel):
     archive: bool = False
 
 
-def max_updated(articles: list[Article], default: datetime) -> datetime:
+def max_updated(articles: Sequence[Article], default: datetime) -> datetime:
     """The newest content change, from the data only (never the clock)."""
     return max((a.updated for a in articles), default=default)

@@ -465,14 +465,12 @@ def parse_seed(
             f"too many paragraphs: more than {MAX_BLOCKS} (a seed is one article)",
         )
     blocks: list[dict[str, str]] = []
-    words = len(lead.split())
     digest = hashlib.sha256(f"{published.isoformat()}\x1f{lead}".encode())
     for index, (_, para) in enumerate(rest):
         kind = "subheading" if index < len(rest) - 1 and _is_subheading(para) else "paragraph"
         block = " ".join(para)
         if "  " in block or not block.isprintable():
             block = squash(block)
-        words += block.count(" ") + 1
         blocks.append({"kind": kind, "text": block})
         digest.update(f"\x1f{kind}:{block}".encode())
     try:
@@ -489,7 +487,6 @@ def parse_seed(
                     lead, blocks, language, languages, language_min_confidence
                 ),
                 "content_hash": digest.hexdigest(),
-                "word_count": words,
                 "warnings": tuple(warnings),
             }
         )

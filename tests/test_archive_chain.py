@@ -20,8 +20,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from feedsvc.build.publisher import Publisher
 from feedsvc.config import Settings
-from feedsvc.core import Publisher
 
 from .conftest import Project, parse_feed, seed_text
 

@@ -215,7 +215,7 @@ def test_the_build_log_counts_files_and_never_lists_them(tmp_path: Path) -> None
             what="the INFO build line",
         )
         assert "61 HTML pages" in line, line  # 60 articles and the index
-        assert "feeds atom.xml, rss.xml, feed.json" in line, line
+        assert "feed all: atom.xml, rss.xml, feed.json" in line, line  # which feed (#8)
         assert ".html" not in line, "no file list at INFO"
         assert len(line) < 400, line
         detail = wait_for(  # logged after the INFO line: wait for it, the reader may lag

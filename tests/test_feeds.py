@@ -13,8 +13,8 @@ import feedparser
 import pytest
 
 from feedsvc import load_settings, parse_seed
+from feedsvc.build.plan import Planner as SiteWriter
 from feedsvc.render.feeds import render_atom, render_rss
-from feedsvc.site import SiteWriter
 
 from .conftest import Project, parse_feed, seed_text
 

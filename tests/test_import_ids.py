@@ -14,7 +14,7 @@ from feedsvc.cli import main
 from feedsvc.config import load_settings
 from feedsvc.importer import OldEntry, match, normalize_title, parse_old_feed, titles_match
 from feedsvc.models import FeedMeta
-from feedsvc.store import Store
+from feedsvc.store import SQLiteStore as Store
 
 from .conftest import Project, seed_text, serve_directory
 

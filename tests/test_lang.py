@@ -10,8 +10,8 @@ import pytest
 
 from feedsvc import ConfigError, load_settings
 from feedsvc._lang import detect_language
+from feedsvc.build.publisher import Publisher
 from feedsvc.config import DEFAULT_LANGUAGE_MIN_CONFIDENCE, DEFAULT_LANGUAGES
-from feedsvc.core import Publisher
 from feedsvc.seeds import parse_seed
 
 from .conftest import SAMPLE, Project, parse_feed, seed_text

@@ -16,10 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from feedsvc.build.outputs import ATOM_TYPE, JSON_FEED_TYPE, RSS_TYPE
 from feedsvc.service.serve import (
-    ATOM_TYPE,
-    JSON_FEED_TYPE,
-    RSS_TYPE,
     FeedApp,
     HTTPServer,
     ServeOptions,

@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 
 from feedsvc import Publisher, load_settings
-from feedsvc.core import FileResult, ParseOptions
+from feedsvc.build.fingerprints import ParseOptions
+from feedsvc.build.scan import FileResult
 from feedsvc.errors import MassDeletionError, SeedPathError, SeedsDirError
 from feedsvc.seeds import parse_seed
-from feedsvc.store import SCHEMA_VERSION, Store
+from feedsvc.store import SCHEMA_VERSION
+from feedsvc.store import SQLiteStore as Store
 
 from .conftest import Project, parse_feed, seed_text
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from feedsvc.service.serve import ATOM_TYPE, RSS_TYPE, FeedApp, HTTPServer, ServeOptions
+from feedsvc.build.outputs import ATOM_TYPE, RSS_TYPE
+from feedsvc.service.serve import FeedApp, HTTPServer, ServeOptions
 
 ATOM = b'<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">'
 RSS = b'<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'

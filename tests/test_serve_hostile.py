@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 from werkzeug.test import Client
 
-from feedsvc.core import BuildReport
+from feedsvc.build.outputs import ATOM_TYPE
+from feedsvc.build.publisher import BuildReport
 from feedsvc.errors import SeedError
 from feedsvc.service.schedule import BuildOutcome
 from feedsvc.service.serve import (
-    ATOM_TYPE,
     MAX_HEADER_BYTES,
     FeedApp,
     HTTPServer,

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-import feedsvc.store
+import feedsvc.store.sqlite
+from feedsvc.build.publisher import Publisher
 from feedsvc.cli import main
 from feedsvc.config import load_settings
-from feedsvc.core import Publisher
 from feedsvc.errors import FeedsvcError
-from feedsvc.store import Store
+from feedsvc.store import SQLiteStore as Store
 
 from .conftest import Project, seed_text
 from .harness import Daemon, make_site, seed_name, wait_for, write
@@ -196,12 +196,12 @@ def test_an_older_store_is_migrated_in_one_transaction(
 ) -> None:
     """This version's store opened by a next version whose schema 3 adds a column and index."""
     _site(project)
-    monkeypatch.setattr(feedsvc.store, "SCHEMA_VERSION", "3")
+    monkeypatch.setattr(feedsvc.store.sqlite, "SCHEMA_VERSION", "3")
     monkeypatch.setattr(
-        feedsvc.store,
+        feedsvc.store.sqlite,
         "MIGRATIONS",
         {
-            **feedsvc.store.MIGRATIONS,
+            **feedsvc.store.sqlite.MIGRATIONS,
             3: "ALTER TABLE files ADD COLUMN extra_ns INTEGER;\n"
             "CREATE INDEX files_extra ON files (extra_ns); -- a comment; with a semicolon\n"
             "UPDATE files SET extra_ns = 0;",
@@ -222,9 +222,9 @@ def test_a_failed_migration_changes_nothing(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _site(project)
-    monkeypatch.setattr(feedsvc.store, "SCHEMA_VERSION", "4")
+    monkeypatch.setattr(feedsvc.store.sqlite, "SCHEMA_VERSION", "4")
     monkeypatch.setattr(
-        feedsvc.store,
+        feedsvc.store.sqlite,
         "MIGRATIONS",
         {
             3: "ALTER TABLE files ADD COLUMN extra_ns INTEGER;",
@@ -238,7 +238,7 @@ def test_a_failed_migration_changes_nothing(
     assert "extra_ns" not in {r[1] for r in db.execute("PRAGMA table_info(files)")}
     assert db.execute("SELECT name FROM sqlite_schema WHERE name = 'extra'").fetchone() is None
     db.close()
-    monkeypatch.setattr(feedsvc.store, "MIGRATIONS", {4: "SELECT 1;"})
+    monkeypatch.setattr(feedsvc.store.sqlite, "MIGRATIONS", {4: "SELECT 1;"})
     with pytest.raises(FeedsvcError, match="no migration from schema 2 to 3"):
         Store(_db(project))
 

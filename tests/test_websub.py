@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from feedsvc import BuildReport, ConfigError, Settings, load_settings
+from feedsvc.build.outputs import WrittenFile
 from feedsvc.cli import WEBSUB_CLOSE_SECONDS
 from feedsvc.service.websub import HubNotifier, feed_urls
 
@@ -207,17 +208,18 @@ def test_an_unreachable_hub_is_retried_then_given_up_at_close(
 
 
 def test_feed_urls_maps_written_feeds_to_public_urls(tmp_path: Path) -> None:
+    """Topics come from what the writer says it wrote (#8), not from file suffixes."""
     feeds = tmp_path / "feeds"
     settings = Settings(base_url="https://news.example.org/news", feeds_dir=feeds)
     report = BuildReport(
-        written=[
-            feeds / "atom.xml",
-            feeds / "feed.json",
-            feeds / "de" / "rss.xml",
-            feeds / "articles" / "0123456789abcdef.html",
-            feeds / "atom.xml.gz",
-            tmp_path / "elsewhere.xml",
-            feeds / "atom.xml",
+        files=[
+            WrittenFile("atom.xml", "feed", "all"),
+            WrittenFile("feed.json", "feed", "all"),
+            WrittenFile("de/rss.xml", "feed", "de"),
+            WrittenFile("articles/0123456789abcdef.html", "article"),
+            WrittenFile("atom.xml.gz", "gzip", "all"),
+            WrittenFile("archive/0.xml", "archive", "all"),
+            WrittenFile("atom.xml", "feed", "all"),
         ]
     )
     assert feed_urls(report, settings) == [

@@ -19,6 +19,7 @@ from ..models import (
     HTML_TYPE,
     MEDIA_TYPES,
     Article,
+    Entry,
     FeedMeta,
     FeedSpec,
     Format,
@@ -28,8 +29,6 @@ from ..models import (
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-ATOM_TYPE = MEDIA_TYPES["atom"]
-RSS_TYPE = MEDIA_TYPES["rss"]
 GENERATOR_URI = "https://github.com/feedsvc/feedsvc"
 
 
@@ -87,7 +86,12 @@ class _RssHub(BaseExtension):  # type: ignore[misc]
 
 
 def _generator(
-    articles: Sequence[Article], spec: FeedSpec, meta: FeedMeta, paging: Paging, self_type: str
+    articles: Sequence[Entry],
+    spec: FeedSpec,
+    meta: FeedMeta,
+    paging: Paging,
+    self_type: str,
+    updated: datetime | None,
 ) -> FeedGenerator:
     fg = FeedGenerator()
     fg.id(f"{meta.base_url}{spec.file('atom')}")
@@ -102,13 +106,17 @@ def _generator(
     fg.link(href=f"{meta.base_url}{paging.self_file}", rel="self", type=self_type)
     if meta.hub_url and not paging.archive:
         fg.link(href=meta.hub_url, rel="hub")
-        if self_type == RSS_TYPE:
+        if self_type == MEDIA_TYPES["rss"]:
             fg.register_extension("feedsvc_hub", _RssHub, atom=False, rss=True)
             fg.feedsvc_hub.hub = meta.hub_url
     if paging.prev_archive:
-        fg.link(href=f"{meta.base_url}{paging.prev_archive}", rel="prev-archive", type=ATOM_TYPE)
+        fg.link(
+            href=f"{meta.base_url}{paging.prev_archive}",
+            rel="prev-archive",
+            type=MEDIA_TYPES["atom"],
+        )
     if paging.current:
-        fg.link(href=f"{meta.base_url}{paging.current}", rel="current", type=ATOM_TYPE)
+        fg.link(href=f"{meta.base_url}{paging.current}", rel="current", type=MEDIA_TYPES["atom"])
     if paging.archive:
         fg.register_extension("feedsvc_archive", _ArchiveMark, atom=True, rss=False)
     fg.link(href=meta.base_url, rel="alternate", type=HTML_TYPE)
@@ -121,11 +129,12 @@ def _generator(
         fg.logo(meta.logo)
     if meta.ttl_minutes:
         fg.ttl(meta.ttl_minutes)
-    newest = max_updated(list(articles), default=EPOCH)
+    # An empty feed still needs atom:updated (RFC 4287): the caller's date from the store,
+    # never the clock; the epoch only when nobody knows better.
+    newest = max_updated(articles, default=updated or EPOCH)
     fg.updated(newest)
     fg.lastBuildDate(newest)
     for article in articles:
-        assert article.entry_id, "articles reach the renderer through the store's id ledger"
         fe = fg.add_entry(order="append")
         fe.id(article.entry_id)
         if article.language != language:
@@ -151,27 +160,35 @@ def _current(spec: FeedSpec, fmt: Format, prev_archive: str | None) -> Paging:
 
 
 def render_atom(
-    articles: Sequence[Article],
+    articles: Sequence[Entry],
     spec: FeedSpec,
     meta: FeedMeta,
     *,
     paging: Paging | None = None,
+    updated: datetime | None = None,
 ) -> bytes:
-    """Atom 1.0 (RFC 4287) for ``articles`` as given (callers pass them newest first)."""
+    """Atom 1.0 (RFC 4287) for ``articles`` as given (callers pass them newest first).
+
+    ``updated``: the feed's date when it has no entries (else its newest entry's).
+    """
     paging = paging or _current(spec, "atom", None)
-    data: bytes = _generator(articles, spec, meta, paging, ATOM_TYPE).atom_str(pretty=True)
+    fg = _generator(articles, spec, meta, paging, MEDIA_TYPES["atom"], updated)
+    data: bytes = fg.atom_str(pretty=True)
     return data
 
 
-def render_rss(articles: Sequence[Article], spec: FeedSpec, meta: FeedMeta) -> bytes:
+def render_rss(
+    articles: Sequence[Entry], spec: FeedSpec, meta: FeedMeta, *, updated: datetime | None = None
+) -> bytes:
     """RSS 2.0 with ``atom:link rel=self``, ``guid`` and ``content:encoded``."""
     paging = _current(spec, "rss", None)
-    data: bytes = _generator(articles, spec, meta, paging, RSS_TYPE).rss_str(pretty=True)
+    fg = _generator(articles, spec, meta, paging, MEDIA_TYPES["rss"], updated)
+    data: bytes = fg.rss_str(pretty=True)
     return data
 
 
 def fit(
-    render: Callable[[Sequence[Article]], bytes], articles: Sequence[Article], budget: int | None
+    render: Callable[[Sequence[Entry]], bytes], articles: Sequence[Entry], budget: int | None
 ) -> tuple[bytes, int]:
     """Render as many of the newest ``articles`` as fit in ``budget`` bytes (at least one).
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
@@ -73,7 +74,10 @@ class PageFeed(BaseModel):
 
 
 class Site(BaseModel):
-    """Site-wide facts for the pages; ``base_url`` ends with '/' like ``FeedMeta.base_url``."""
+    """Site-wide facts for the pages; ``base_url`` ends with '/' like ``FeedMeta.base_url``.
+
+    ``timezone`` (IANA name): every date a person reads on a page is in it; the feeds keep UTC.
+    """
 
     model_config = _FROZEN
 
@@ -82,6 +86,7 @@ class Site(BaseModel):
     base_url: str
     language: str
     generator_version: str
+    timezone: str = "UTC"
 
 
 @cache
@@ -105,9 +110,19 @@ def _labels(language: str) -> dict[str, str]:
     return _LABELS.get(language.split("-")[0].lower(), _LABELS["en"])
 
 
-def _date(value: datetime) -> dict[str, str]:
-    """A ``<time>`` element's parts: the full timestamp and the day as ISO ``YYYY-MM-DD``."""
-    return {"datetime": value.isoformat(), "text": value.date().isoformat()}
+@cache
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def _date(value: datetime, timezone: str) -> dict[str, str]:
+    """A ``<time>`` element's parts: the timestamp and the day (``YYYY-MM-DD``), both local.
+
+    A seed dated ``2024-11`` in Vienna is published at 2024-10-31T23:00Z: its page says
+    2024-11-01, the day its readers know it by.
+    """
+    local = value.astimezone(_zone(timezone))
+    return {"datetime": local.isoformat(), "text": local.date().isoformat()}
 
 
 def teaser(article: Article) -> str | None:
@@ -149,7 +164,7 @@ def render_index(site: Site, feeds: Sequence[PageFeed], articles: Sequence[Artic
         {
             "title": a.title,
             "href": article_path(a),
-            "published": _date(a.published),
+            "published": _date(a.published, site.timezone),
             "teaser": teaser(a),
         }
         for a in articles
@@ -159,13 +174,14 @@ def render_index(site: Site, feeds: Sequence[PageFeed], articles: Sequence[Artic
 
 def render_article(site: Site, article: Article, feeds: Sequence[PageFeed]) -> bytes:
     """``articles/<key>.html``, the entry's permanent link: the full text, canonical URL."""
-    updated = _date(article.updated) if article.updated != article.published else None
+    tz = site.timezone
+    updated = _date(article.updated, tz) if article.updated != article.published else None
     return _render(
         "article.html",
         lang=article.language,
         article=article,
         canonical=f"{site.base_url}{article_path(article)}",
-        published=_date(article.published),
+        published=_date(article.published, tz),
         updated=updated,
         content=Markup(article_html(article)),  # safe: built from escaped text
         **_common(site, feeds),

@@ -16,30 +16,29 @@ import queue
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from .._lock import exclusive
+from .._lock import daemon_lock
 from .._version import __version__
+from ..build.outputs import SERVED_TYPES
+from ..build.publisher import Publisher
 from ..config import Settings
-from ..core import Publisher
-from ..errors import FeedsvcError, LockError
+from ..errors import FeedsvcError
 from .logs import LOG_NAMES
 from .schedule import BuildOutcome, Rebuilder
-from .serve import ATOM_TYPE, JSON_FEED_TYPE, RSS_TYPE, FeedApp, HTTPServer, ServeOptions
+from .serve import FeedApp, HTTPServer, ServeOptions
 from .status import DaemonStatus, iso
 from .watch import SeedWatcher
-from .websub import HubNotifier, feed_urls
+from .websub import HubNotifier, announce
 
 log = logging.getLogger(__name__)
 
 STOP_SECONDS = 3.0  # how long a stop waits for the build in flight (the whole stop: < 5 s)
 STOP_DEADLINE = 4.5  # the hard limit for a whole stop: then the process ends regardless
 WEBSUB_CLOSE_SECONDS = 0.5  # then how long it waits for WebSub pings still pending
-DAEMON_LOCK = "daemon.lock"
 
 
 # --- the daemon ---------------------------------------------------------------------------------
@@ -48,34 +47,12 @@ def serve_options(settings: Settings) -> ServeOptions:
         root=settings.feeds_dir,
         cache_max_age=settings.cache_max_age,
         content_types={
-            settings.atom_file: ATOM_TYPE,
-            settings.rss_file: RSS_TYPE,
-            settings.json_file: JSON_FEED_TYPE,
+            settings.atom_file: SERVED_TYPES["atom"],
+            settings.rss_file: SERVED_TYPES["rss"],
+            settings.json_file: SERVED_TYPES["json"],
         },
         status_public=settings.status_public,
     )
-
-
-@contextmanager
-def daemon_lock(state_dir: Path) -> Iterator[None]:
-    """Held for the daemon's life: a second ``feedsvc run`` on the same state exits at once.
-
-    ``feedsvc build`` does not take it; it waits for the per-build lock instead.
-    """
-    path = state_dir / DAEMON_LOCK
-    with ExitStack() as stack:
-        try:
-            stack.enter_context(exclusive(path, timeout=0))
-        except LockError as e:
-            try:
-                holder = path.read_text(encoding="ascii", errors="replace").strip() or "?"
-            except OSError:
-                holder = "?"
-            raise LockError(
-                f"{state_dir}: another 'feedsvc run' (pid {holder}) is already running on this "
-                "state directory; stop it first or give this one another state_dir"
-            ) from e
-        yield
 
 
 def served_base_url(settings: Settings, address: tuple[str, int]) -> str | None:
@@ -103,9 +80,7 @@ class Daemon:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.publisher = Publisher(settings)
-        self.status = DaemonStatus(
-            probe=self._problems, details=self._details, feeds_dir=settings.feeds_dir
-        )
+        self.status = DaemonStatus(probe=self._problems, details=self._details)
         self.rebuilder = Rebuilder(self.publisher, on_result=self._built)
         self.notifier: HubNotifier | None = None
         self.watcher = self._watcher(settings)
@@ -130,8 +105,8 @@ class Daemon:
         """Record a build; after one that wrote feeds, ping the WebSub hub (in the background)."""
         self.status.record(outcome)
         notifier, report = self.notifier, outcome.report
-        if notifier is not None and report is not None and report.written:
-            notifier.notify(feed_urls(report, self.settings))
+        if notifier is not None and report is not None:
+            announce(report, self.settings, notifier)
 
     def _problems(self) -> list[str]:
         """What keeps the daemon from being healthy right now, beside a failed build.
@@ -179,7 +154,6 @@ class Daemon:
         """Build with ``settings`` from the next build on."""
         self.settings = settings
         self.publisher = Publisher(settings)
-        self.status.feeds_dir = settings.feeds_dir
         self.rebuilder.reconfigure(self.publisher)
 
     def _with_served_url(self, settings: Settings) -> Settings:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from ..build.outputs import summarize
 from ..errors import FeedsvcError
 from .schedule import BuildOutcome
 
@@ -49,48 +48,6 @@ def setup_logging(level: str = "INFO", fmt: LogFormat = "text") -> None:
     logging.getLogger("apscheduler").setLevel(quiet)
 
 
-@dataclass(frozen=True, slots=True)
-class Written:
-    """The files a build wrote, summed up: feed documents by name, the rest counted."""
-
-    feeds: list[str]
-    archive_pages: int
-    html_pages: int
-    other: int
-
-    @classmethod
-    def of(cls, written: list[Path], feeds_dir: Path) -> Written:
-        root = os.path.abspath(feeds_dir)
-        feeds: list[str] = []
-        archive = html = other = 0
-        for path in written:
-            rel = os.path.relpath(os.path.abspath(path), root).replace(os.sep, "/")
-            folder, _, name = rel.rpartition("/")
-            if name.endswith((".html", ".htm")):
-                html += 1
-            elif folder == "archive" or folder.endswith("/archive"):
-                archive += 1
-            elif name.endswith((".xml", ".json")):
-                feeds.append(rel)
-            else:
-                other += 1  # .gz siblings, images
-        return cls(feeds, archive, html, other)
-
-    def __str__(self) -> str:
-        shown = self.feeds[:LOG_NAMES]
-        more = len(self.feeds) - len(shown)
-        names = ", ".join(shown) + (f" and {more} more" if more else "")
-        parts = [f"feeds {names}"] if shown else []
-        for count, what in (
-            (self.archive_pages, "archive pages"),
-            (self.html_pages, "HTML pages"),
-            (self.other, "other files"),
-        ):
-            if count:
-                parts.append(f"{count} {what}")
-        return ", ".join(parts)
-
-
 def _names(paths: list[Path], limit: int = LOG_NAMES) -> str:
     shown = ", ".join(p.name for p in paths[:limit])
     return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
@@ -100,10 +57,9 @@ def log_outcome(
     outcome: BuildOutcome,
     previous: BuildOutcome | None,
     *,
-    feeds_dir: Path = Path("."),
     repeated: bool = False,
 ) -> None:
-    """One line per build at INFO (counts and feed names, never a file list); details at DEBUG.
+    """One line per build at INFO (counts, and which feed got which documents); files at DEBUG.
 
     A failure is logged at ERROR when it first appears; the same failure again (a retry) only
     at DEBUG, so a folder that stays missing does not fill the log.
@@ -133,16 +89,20 @@ def log_outcome(
     changed = report.new or report.changed or report.deleted or report.written
     level = logging.INFO if changed or known != now or previous is None else logging.DEBUG
     written = report.written
+    articles = "article" if report.total == 1 else "articles"
     log.log(
         level,
-        "%s build: %d articles (%d new, %d changed, %d deleted, %d errors)%s in %.3f s",
+        "%s build: %d %s (%d new, %d changed, %d deleted, %d errors)%s in %.3f s",
         outcome.kind,
         report.total,
+        articles,
         report.new,
         report.changed,
         report.deleted,
         len(report.errors),
-        f", wrote {len(written)} files: {Written.of(written, feeds_dir)}" if written else "",
+        f", wrote {len(written)} files: {summarize(report.files, limit=LOG_NAMES)}"
+        if written
+        else "",
         outcome.seconds,
     )
     if written and log.isEnabledFor(logging.DEBUG):

@@ -28,8 +28,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from ..build.publisher import BuildReport, Publisher
 from ..config import Settings
-from ..core import BuildReport, Publisher
 from ..errors import SeedsDirError
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,6 @@ import ipaddress
 import json
 import logging
 import math
-import mimetypes
 import os
 import resource
 import socket
@@ -41,6 +40,7 @@ from werkzeug.security import safe_join
 from werkzeug.wrappers import Request, Response
 
 from .._version import __version__
+from ..build.outputs import GZIP_LEVEL, GZIP_SUFFIX, INDEX_FILE, served_type
 from ..errors import ServeError
 
 if TYPE_CHECKING:
@@ -50,12 +50,7 @@ log = logging.getLogger(__name__)
 _queue_log = logging.getLogger(__name__ + ".queue")
 _queue_log.setLevel(logging.ERROR)
 
-ATOM_TYPE = "application/atom+xml; charset=utf-8"
-RSS_TYPE = "application/rss+xml; charset=utf-8"
-JSON_FEED_TYPE = "application/feed+json; charset=utf-8"
 GZIP_MIN_BYTES = 256
-GZIP_LEVEL = 6
-GZIP_SUFFIX = ".gz"
 HEALTH_PATH = "/healthz"
 STATUS_PATH = "/status"
 SERVER = f"feedsvc/{__version__}"
@@ -96,7 +91,6 @@ class _Version:
     last_modified: int  # whole seconds since the epoch
 
 
-INDEX_FILE = "index.html"
 MAX_CACHED_FILES = 2048  # article pages are many and cold; feeds are few and hot
 
 
@@ -259,13 +253,13 @@ class FeedApp:
         if name.endswith(GZIP_SUFFIX):  # /atom.xml.gz: the Atom document, gzip-encoded
             packed, negotiated = True, False
             body, etag = version.data, version.digest
-            content_type = _content_type(name.removesuffix(GZIP_SUFFIX), options.content_types)
+            content_type = served_type(name.removesuffix(GZIP_SUFFIX), options.content_types)
         else:
             packed = version.gz is not None and request.accept_encodings.quality("gzip") > 0
             negotiated = True
             body = version.gz if packed and version.gz is not None else version.data
             etag = version.digest + ("-gz" if packed else "")
-            content_type = _content_type(name, options.content_types)
+            content_type = served_type(name, options.content_types)
         response = Response(body, content_type=content_type)
         response.set_etag(etag)
         modified = datetime.fromtimestamp(version.last_modified, UTC)
@@ -276,20 +270,6 @@ class FeedApp:
         if packed:
             response.headers["Content-Encoding"] = "gzip"
         return response.make_conditional(_valid_dates(request, modified))
-
-
-def _content_type(name: str, known: Mapping[str, str]) -> str:
-    folder, _, base = name.rpartition("/")
-    if base in known:
-        return known[base]
-    if (folder == "archive" or folder.endswith("/archive")) and base.endswith(".xml"):
-        return ATOM_TYPE  # RFC 5005 archive pages are Atom documents
-    guessed, _ = mimetypes.guess_type(base)
-    if guessed is None:
-        return "application/octet-stream"
-    if guessed.startswith("text/") or guessed.endswith(("xml", "json")):
-        return f"{guessed}; charset=utf-8"
-    return guessed
 
 
 def _valid_dates(request: Request, modified: datetime) -> Request:

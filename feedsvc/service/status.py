@@ -6,7 +6,6 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from .._version import __version__
@@ -42,12 +41,10 @@ class DaemonStatus:
         *,
         probe: Probe | None = None,
         details: Callable[[], Mapping[str, Any]] | None = None,
-        feeds_dir: Path = Path("."),
     ) -> None:
         self._lock = threading.Lock()
         self._probe = probe
         self._details = details
-        self.feeds_dir = feeds_dir  # for the names of written files in the log
         self.started = datetime.now(UTC)
         self.builds = 0
         self.failed = 0
@@ -70,7 +67,7 @@ class DaemonStatus:
             and outcome.error is not None
             and str(last.error) == str(outcome.error)
         )
-        log_outcome(outcome, previous, feeds_dir=self.feeds_dir, repeated=same_failure)
+        log_outcome(outcome, previous, repeated=same_failure)
 
     def snapshot(self) -> tuple[bool, Mapping[str, Any]]:
         """(healthy, the ``/status`` document)."""

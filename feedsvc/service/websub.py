@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import logging
-import os
 import random
 import threading
 import time
@@ -21,13 +20,13 @@ from dataclasses import dataclass
 from email.message import Message
 from email.utils import parsedate_to_datetime
 from http.client import HTTPMessage
-from pathlib import Path
 from typing import IO, Literal
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from .._version import __version__
+from ..build.outputs import url
+from ..build.publisher import BuildReport
 from ..config import Settings
-from ..core import BuildReport
 
 log = logging.getLogger(__name__)
 
@@ -37,28 +36,44 @@ DEFAULT_BACKOFF = 1.0
 DEFAULT_TIMEOUT = 10.0
 MAX_BACKOFF = 300.0  # one wait between two attempts never exceeds this ...
 MAX_RETRY_AFTER = 120.0  # ... nor does a hub's Retry-After
-FEED_SUFFIXES = (".xml", ".json")
+CLI_WAIT_SECONDS = 5.0  # how long `feedsvc build` waits for its hub pings
 
 
 def feed_urls(report: BuildReport, settings: Settings) -> list[str]:
-    """The public URLs of the feeds a build wrote (``base_url`` + path inside ``feeds_dir``).
+    """The WebSub topics of a build: the public URLs of the current feed documents it wrote.
 
-    Feeds only (``*.xml``, ``*.json``): HTML pages and ``.gz`` siblings are not WebSub topics.
+    Taken from the documents the plan listed and the writer wrote (their kind says what they
+    are), never guessed from file names: archive pages, HTML pages and ``.gz`` siblings are
+    not topics.
     """
-    root = Path(os.path.abspath(settings.feeds_dir))
-    urls: list[str] = []
-    for path in report.written:
-        if path.suffix not in FEED_SUFFIXES or path.parent.name == "archive":
-            continue  # RFC 5005 archive pages are not subscribed to
-        try:
-            rel = Path(os.path.abspath(path)).relative_to(root)
-        except ValueError:
-            log.debug("%s is outside %s: not a served feed, no ping", path, root)
-            continue
-        url = settings.base_url + quote(rel.as_posix(), safe="/")
-        if url not in urls:
-            urls.append(url)
-    return urls
+    urls = [url(settings.base_url, f.path) for f in report.files if f.kind == "feed"]
+    return list(dict.fromkeys(urls))
+
+
+def announce(
+    report: BuildReport,
+    settings: Settings,
+    notifier: HubNotifier | None = None,
+    *,
+    wait: float = CLI_WAIT_SECONDS,
+) -> list[str]:
+    """Ping the hub after a build that wrote feeds; the topics pinged. Never fails a build.
+
+    The daemon passes its long-lived ``notifier`` (the pings go on in the background); the
+    CLI passes none: a notifier is made for this build and given ``wait`` seconds to finish.
+    """
+    hub = settings.websub_hub
+    topics = feed_urls(report, settings) if report.files else []
+    if not topics or (notifier is None and hub is None):
+        return []
+    if notifier is not None:
+        notifier.notify(topics)
+        return topics
+    assert hub is not None
+    once = HubNotifier(hub, timeout=wait)
+    once.notify(topics)
+    once.close(timeout=wait)
+    return topics
 
 
 @dataclass(slots=True)

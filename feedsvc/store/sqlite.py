@@ -1,7 +1,8 @@
-"""The embedded store: per-file state, the last valid article per key, and the id ledger.
+"""The SQLite store: per-file state, the last valid article per key, and the id ledger.
 
-SQLite (WAL) behind a small interface with portable SQL (``INSERT ... ON CONFLICT``), so another
-backend can follow. One transaction per build: a killed build leaves the store as it was.
+SQLite (WAL) behind the ``Store`` protocol (``feedsvc.store``) with portable SQL (``INSERT ...
+ON CONFLICT``), so another backend can follow. One transaction per build: a killed build
+leaves the store as it was.
 
 Opening checks what is cheap on every open (the file header, the schema version) and, when
 asked (every full build, ``feedsvc store check``), runs ``PRAGMA quick_check``, which reads the
@@ -17,7 +18,6 @@ import resource
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -25,13 +25,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ._causes import low_on_space, os_cause
-from ._lock import exclusive
-from .errors import StoreError
-from .models import Article
+from .._causes import low_on_space, os_cause
+from .._lock import build_lock
+from ..errors import StoreError
+from ..models import Entry
+from .base import ArticleRow, FileState, Member, Stamp, StoreSummary
 
 STORE_FILE = "feedsvc.sqlite3"  # in state_dir, with its -wal and -shm beside it
-LOCK_FILE = "lock"  # in state_dir: held by every build (``_lock.exclusive``)
 REPLACED_SUFFIX = ".replaced"  # what ``restore_store`` keeps of the store it replaced
 SCHEMA_VERSION = "2"
 # target version -> the SQL that upgrades a store from the version before it. Applied in order,
@@ -102,60 +102,8 @@ CREATE TABLE IF NOT EXISTS outputs (
 """
 
 
-@dataclass(frozen=True, slots=True)
-class FileState:
-    """What the last build learned about one seed file.
-
-    ``size``, ``mtime_ns``, ``ctime_ns`` and ``inode`` are the stat the bytes were read at (as
-    git's index keeps them); ``path`` is always valid UTF-8 (names that are not are stored
-    escaped, see ``Publisher``).
-    """
-
-    path: str
-    key: str
-    size: int
-    mtime_ns: int
-    file_hash: str | None
-    error: str | None
-    error_line: int | None
-    warnings: tuple[str, ...]
-    ctime_ns: int = 0
-    inode: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ArticleRow:
-    """The ledger entry for one key: its id, where it lives, and its content fingerprint."""
-
-    key: str
-    entry_id: str
-    path: str | None
-    content_hash: str
-    first_seen: datetime
-    updated: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Member:
-    """One feed an article is in, and its archive place there (None: still current)."""
-
-    feed: str
-    seq: int | None
-
-
 def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
-
-
-@dataclass(frozen=True, slots=True)
-class StoreSummary:
-    """What ``check_store``, ``backup_store`` and ``restore_store`` report about a store file."""
-
-    path: Path
-    schema: int
-    articles: int  # ledger entries, published or not
-    live: int  # published articles
-    size: int  # bytes of the main file
 
 
 def store_path(state_dir: Path) -> Path:
@@ -280,7 +228,7 @@ def _too_new(path: Path, found: int) -> StoreError:
     )
 
 
-class Store:
+class SQLiteStore:
     """SQLite in ``state_dir/feedsvc.sqlite3``; use as a context manager.
 
     Opening creates a new store, migrates an older schema (``MIGRATIONS``) and refuses a newer
@@ -335,6 +283,8 @@ class Store:
                 self._db.execute(statement)
             if found != current:
                 self.set_meta("schema", str(current))
+            if self.get_meta("created") is None:  # what an empty feed is dated with, for good
+                self.set_meta("created", _iso(datetime.now(UTC)))
         except BaseException:
             self._rollback()
             raise
@@ -349,7 +299,7 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> SQLiteStore:
         return self
 
     def __exit__(
@@ -366,7 +316,7 @@ class Store:
         self.close()
         if isinstance(exc, sqlite3.Error):
             raise store_error(self.path, exc) from exc
-        if isinstance(exc, ValidationError) and exc.title == Article.__name__:
+        if isinstance(exc, ValidationError) and exc.title == Entry.__name__:
             detail = f"an article stored in it does not validate: {exc.errors()[0]['msg']}"
             raise StoreError(self.path, _damaged(detail), damaged=True) from exc
 
@@ -536,10 +486,8 @@ class Store:
         ).fetchone()
         return None if r is None else str(r[0])
 
-    def put_article(
-        self, article: Article, *, path: str, entry_id: str, first_seen: datetime
-    ) -> None:
-        """Insert or replace the published version of ``article.key``."""
+    def put_article(self, entry: Entry, *, path: str, first_seen: datetime) -> None:
+        """Insert or replace the published version of ``entry.key``."""
         self._db.execute(
             "INSERT INTO articles (key, entry_id, path, content_hash, published, first_seen,"
             " updated, article) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
@@ -548,14 +496,14 @@ class Store:
             " first_seen = excluded.first_seen, updated = excluded.updated,"
             " article = excluded.article",
             (
-                article.key,
-                entry_id,
+                entry.key,
+                entry.entry_id,
                 path,
-                article.content_hash,
-                _iso(article.published),
+                entry.content_hash,
+                _iso(entry.published),
                 _iso(first_seen),
-                _iso(article.updated),
-                article.model_dump_json(exclude={"warnings"}),
+                _iso(entry.updated),
+                entry.model_dump_json(exclude={"warnings"}),
             ),
         )
 
@@ -570,17 +518,40 @@ class Store:
         r = self._db.execute("SELECT key FROM articles WHERE path = ?", (path,)).fetchone()
         return None if r is None else str(r[0])
 
-    def replace_entry_id(self, key: str, entry_id: str) -> None:
-        """Publish ``key`` under an id carried over from another publisher (``import-ids``)."""
+    def replace_entry_id(self, key: str, entry_id: str) -> bool:
+        """Publish ``key`` under an id carried over from another publisher (``import-ids``).
+
+        False (nothing changed) when the ledger already gave ``entry_id`` to any article,
+        published or deleted: an id is never shared.
+        """
+        if self.has_entry_id(entry_id):
+            return False
         article = self._db.execute("SELECT article FROM articles WHERE key = ?", (key,)).fetchone()
         if article is None:
             raise KeyError(key)
-        stored = Article.model_validate_json(article[0]).model_copy(update={"entry_id": entry_id})
+        stored = Entry.model_validate_json(article[0]).model_copy(update={"entry_id": entry_id})
         self._db.execute(
             "UPDATE articles SET entry_id = ?, article = ? WHERE key = ?",
             (entry_id, stored.model_dump_json(exclude={"warnings"}), key),
         )
         self.force_rerender()
+        return True
+
+    def newest_date(self) -> datetime | None:
+        """The newest date the ledger knows, from data only: an article's last change or first
+        sight (deleted ones too), else the day this store was made. None: neither is known.
+
+        What an empty feed is dated with (RFC 4287 wants ``atom:updated``; the clock would
+        change the bytes of every rebuild).
+        """
+        newest: datetime | None = None
+        for updated, first_seen in self._db.execute("SELECT updated, first_seen FROM articles"):
+            when = max(datetime.fromisoformat(updated), datetime.fromisoformat(first_seen))
+            newest = when if newest is None else max(newest, when)
+        if newest is None:
+            created = self.get_meta("created")
+            newest = datetime.fromisoformat(created) if created else None
+        return newest
 
     def force_rerender(self) -> None:
         """Make the next build render every output again (the ledger changed under them)."""
@@ -628,7 +599,7 @@ class Store:
         )
         return [r[0] for r in rows]
 
-    def feed_articles(self, feed: str, limit: int) -> list[Article]:
+    def feed_articles(self, feed: str, limit: int) -> list[Entry]:
         """A feed's newest ``limit`` articles without an archive place, newest first.
 
         An entry with an archive place is never in a current document; ties broken by key.
@@ -638,7 +609,7 @@ class Store:
             " WHERE m.feed = ? AND m.seq IS NULL ORDER BY m.published DESC, m.key DESC LIMIT ?",
             (feed, limit),
         )
-        return [Article.model_validate_json(r[0]) for r in rows]
+        return [Entry.model_validate_json(r[0]) for r in rows]
 
     def unarchived_after(self, feed: str, newest: int) -> list[str]:
         """Keys without an archive place past the newest ``newest`` of them, oldest first."""
@@ -677,7 +648,7 @@ class Store:
         """Give ``key`` its archive place in ``feed`` (None: back in the current document)."""
         self._db.execute("UPDATE members SET seq = ? WHERE feed = ? AND key = ?", (seq, feed, key))
 
-    def archived(self, feed: str, first: int, stop: int) -> list[Article]:
+    def archived(self, feed: str, first: int, stop: int) -> list[Entry]:
         """Articles with archive places in ``[first, stop)``, newest first."""
         rows = self._db.execute(
             "SELECT a.article FROM members m JOIN articles a ON a.key = m.key"
@@ -685,15 +656,15 @@ class Store:
             " ORDER BY m.published DESC, m.key DESC",
             (feed, first, stop),
         )
-        return [Article.model_validate_json(r[0]) for r in rows]
+        return [Entry.model_validate_json(r[0]) for r in rows]
 
     # --- the output manifest: what the builds wrote into feeds/, as they left it ---------------
-    def output_stamps(self) -> dict[str, tuple[int, int, int]]:
+    def output_stamps(self) -> dict[str, Stamp]:
         """Every output's (size, mtime_ns, inode) as recorded right after it was written."""
         rows = self._db.execute("SELECT path, size, mtime_ns, inode FROM outputs")
         return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
-    def record_outputs(self, stamps: Mapping[str, tuple[int, int, int] | None]) -> None:
+    def record_outputs(self, stamps: Mapping[str, Stamp | None]) -> None:
         """Remember these outputs' stamps; None forgets an output (removed, or not there)."""
         self._db.executemany(
             "DELETE FROM outputs WHERE path = ?", [(p,) for p, s in stamps.items() if s is None]
@@ -710,7 +681,7 @@ class Store:
         rows = self._db.execute("SELECT key FROM articles WHERE path IS NOT NULL")
         return [r[0] for r in rows]
 
-    def articles(self, keys: Iterable[str]) -> list[Article]:
+    def articles(self, keys: Iterable[str]) -> list[Entry]:
         """The published articles among ``keys``."""
         out = []
         for key in keys:
@@ -718,18 +689,18 @@ class Store:
                 "SELECT article FROM articles WHERE key = ? AND path IS NOT NULL", (key,)
             ).fetchone()
             if row is not None:
-                out.append(Article.model_validate_json(row[0]))
+                out.append(Entry.model_validate_json(row[0]))
         return out
 
-    def iter_live_articles(self) -> Iterator[Article]:
+    def iter_live_articles(self) -> Iterator[Entry]:
         """Every published article, one at a time (memory stays flat on a large corpus)."""
         cursor = self._db.execute(
             "SELECT article FROM articles WHERE path IS NOT NULL ORDER BY key"
         )
         for (raw,) in cursor:
-            yield Article.model_validate_json(raw)
+            yield Entry.model_validate_json(raw)
 
-    def live_articles(self, limit: int | None = None) -> list[Article]:
+    def live_articles(self, limit: int | None = None) -> list[Entry]:
         """Published articles, newest first; ties broken by key so output is stable."""
         sql = (
             "SELECT article FROM articles WHERE path IS NOT NULL ORDER BY published DESC, key DESC"
@@ -738,7 +709,7 @@ class Store:
         if limit is not None:
             sql += " LIMIT ?"
             params = (limit,)
-        return [Article.model_validate_json(r[0]) for r in self._db.execute(sql, params)]
+        return [Entry.model_validate_json(r[0]) for r in self._db.execute(sql, params)]
 
     def count_live(self) -> int:
         return int(
@@ -804,7 +775,7 @@ def check_store(path: Path) -> StoreSummary:
         rows = db.execute("SELECT key, article FROM articles WHERE path IS NOT NULL")
         for key, raw in rows:
             try:
-                Article.model_validate_json(raw)
+                Entry.model_validate_json(raw)
             except ValidationError as e:
                 detail = f"article {key} does not validate: {e.errors()[0]['msg']}"
                 raise StoreError(path, _damaged(detail), damaged=True) from e
@@ -868,6 +839,21 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def snapshot(state_dir: Path, into: Path) -> None:
+    """A consistent copy of ``state_dir``'s store into the state dir ``into`` (a dry run's).
+
+    No store yet: nothing is copied (the dry run starts from a new one).
+    """
+    source = store_path(state_dir)
+    if not source.is_file():
+        return
+    try:
+        into.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(e.filename or into, f"cannot create: {os_cause(e)}") from e
+    _copy(source, store_path(into), restored=False)
+
+
 def backup_store(state_dir: Path, target: Path) -> StoreSummary:
     """Copy the store to ``target`` while builds (and the daemon) go on; ``target`` is replaced."""
     if target.is_dir():
@@ -890,7 +876,7 @@ def restore_store(state_dir: Path, backup: Path, *, lock_timeout: float) -> Stor
     """
     check_store(backup)
     target = store_path(state_dir)
-    with exclusive(state_dir / LOCK_FILE, timeout=lock_timeout):
+    with build_lock(state_dir, timeout=lock_timeout):
         tmp = state_dir / f".{STORE_FILE}.restore"
         summary = _copy(backup, tmp, restored=True)
         aside = target.with_name(target.name + REPLACED_SUFFIX)

@@ -18,9 +18,9 @@ from typing import Any
 
 from lxml import etree
 
-from .models import Article
-from .render.feeds import ATOM_NS, HISTORY_NS, article_html
-from .render.jsonfeed import JSON_FEED_VERSION
+from ..models import Article
+from ..render.feeds import ATOM_NS, HISTORY_NS, article_html
+from ..render.jsonfeed import JSON_FEED_VERSION
 
 MAX_DOCUMENT_BYTES = 256 * 1024 * 1024  # far above any feed we write; a guard, not a limit
 _LINK = re.compile(r"/articles/(?P<key>[0-9a-f]{16})\.html$")

@@ -1,0 +1,254 @@
+"""Stage 4, write: the feeds/ layout, and writing a plan's documents into it. Files only.
+
+One home for the conventions of the output: file names (``INDEX_FILE``, ``articles/``, feed
+documents via ``FeedSpec``), URLs (``url``), content types (``served_type``, from the one
+table ``models.MEDIA_TYPES``), ``.gz`` siblings (``GZIP_SUFFIX``, ``GZIP_LEVEL``), the temp
+folder of atomic writes, the manifest check (one stat per output against the stamp recorded
+when it was written) and stale files. The writer never touches the store: it returns the
+stamps of what it wrote for the publisher to record.
+"""
+
+from __future__ import annotations
+
+import gzip
+import mimetypes
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote
+
+from .._atomic import write_atomic
+from ..models import MEDIA_TYPES, Format
+
+INDEX_FILE = "index.html"
+TMP_DIR = ".tmp"  # temp files of atomic writes; hidden, so never served
+GZIP_SUFFIX = ".gz"
+GZIP_LEVEL = 6  # level 9 costs three times the time for 2 % less
+CHARSET = "; charset=utf-8"
+ARCHIVE_DIR = "archive"  # <feed>/archive/<n>.xml: RFC 5005 archive pages
+
+# Content types as served (and as nginx's snippet serves them): the media type and a charset.
+ATOM_TYPE = MEDIA_TYPES["atom"] + CHARSET
+RSS_TYPE = MEDIA_TYPES["rss"] + CHARSET
+JSON_FEED_TYPE = MEDIA_TYPES["json"] + CHARSET
+SERVED_TYPES: dict[Format, str] = {"atom": ATOM_TYPE, "rss": RSS_TYPE, "json": JSON_FEED_TYPE}
+
+Kind = Literal["feed", "archive", "index", "article", "gzip"]
+Stamp = tuple[int, int, int]  # (size, mtime_ns, inode) of an output, from one stat
+
+
+def url(base_url: str, rel: str) -> str:
+    """The public URL of the output at ``rel`` (relative to feeds/, '/'-separated)."""
+    return base_url + quote(rel, safe="/")
+
+
+def is_archive_page(rel: str) -> bool:
+    folder, _, name = rel.rpartition("/")
+    return (folder == ARCHIVE_DIR or folder.endswith("/" + ARCHIVE_DIR)) and name.endswith(".xml")
+
+
+def served_type(rel: str, names: Mapping[str, str]) -> str:
+    """The served type of the file at ``rel``: by the feed file names ``names``, then by suffix.
+
+    RFC 5005 archive pages are Atom documents; anything textual gets ``charset=utf-8``.
+    """
+    base = rel.rpartition("/")[2]
+    if base in names:
+        return names[base]
+    if is_archive_page(rel):
+        return ATOM_TYPE
+    guessed, _ = mimetypes.guess_type(base)
+    if guessed is None:
+        return "application/octet-stream"
+    if guessed.startswith("text/") or guessed.endswith(("xml", "json")):
+        return guessed + CHARSET
+    return guessed
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One output a build writes: where, what makes its bytes, and what it is.
+
+    ``render`` is called once, at write time, so a build with thousands of pages holds one
+    page at a time. ``feed``: the feed a feed document or archive page belongs to.
+    """
+
+    path: str  # relative to feeds/, '/'-separated
+    render: Callable[[], bytes]
+    kind: Kind
+    feed: str | None = None
+    fmt: Format | None = None
+    durable: bool = True  # fsync: feeds yes; pages can be rebuilt from the store
+    compress: bool = False  # write a .gz sibling too (when the settings ask for them)
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenFile:
+    """A file one build wrote: what it is, and which feed it belongs to."""
+
+    path: str  # relative to feeds/
+    kind: Kind
+    feed: str | None = None
+
+
+@dataclass(slots=True)
+class Written:
+    """What one build did to feeds/: the files it wrote, which were repairs, and the stamps."""
+
+    files: list[WrittenFile] = field(default_factory=list)
+    paths: list[Path] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)  # relative to feeds/, sorted
+    stamps: dict[str, Stamp | None] = field(default_factory=dict)  # None: removed
+
+
+def stat_stamp(path: str) -> Stamp | None:
+    """One stat: enough to see a file removed, replaced or written to since we left it."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def unlike_manifest(
+    root: Path, paths: Iterable[str], manifest: Mapping[str, Stamp]
+) -> tuple[list[str], set[str]]:
+    """Outputs not as the manifest says we left them (one stat each), and which of those the
+    manifest knows (missing or damaged: a repair) rather than new in this build."""
+    prefix = os.path.join(root, "")  # plain strings: pathlib costs more than the stat
+    redo: list[str] = []
+    suspect: set[str] = set()
+    for rel in paths:
+        recorded = manifest.get(rel)
+        if recorded is not None and stat_stamp(prefix + rel) == recorded:
+            continue
+        redo.append(rel)
+        if recorded is not None:
+            suspect.add(rel)
+    return redo, suspect
+
+
+def summarize(files: Iterable[WrittenFile], *, limit: int = 20) -> str:
+    """What a build wrote, by feed: ``feed all: atom.xml, rss.xml, 1 archive page; 3 HTML pages``.
+
+    Feed documents are named (relative to their feed's folder), archive pages, HTML pages and
+    ``.gz`` siblings counted; at most ``limit`` names in all.
+    """
+    feeds: dict[str, list[str]] = {}
+    archives: dict[str, int] = {}
+    html = gz = 0
+    for f in files:
+        if f.kind == "feed" and f.feed is not None:
+            feeds.setdefault(f.feed, []).append(f.path.rpartition("/")[2])
+        elif f.kind == "archive" and f.feed is not None:
+            archives[f.feed] = archives.get(f.feed, 0) + 1
+            feeds.setdefault(f.feed, [])
+        elif f.kind in ("index", "article"):
+            html += 1
+        elif f.kind == "gzip":
+            gz += 1
+    parts: list[str] = []
+    named = 0
+    for name, docs in feeds.items():
+        if named >= limit:
+            parts.append(f"{len(feeds) - len(parts)} more feeds")
+            break
+        shown = docs[: limit - named]
+        named += len(shown)
+        items = shown + ([f"{len(docs) - len(shown)} more"] if len(docs) > len(shown) else [])
+        pages = archives.get(name, 0)
+        if pages:
+            items.append(f"{pages} archive page" + ("" if pages == 1 else "s"))
+        parts.append(f"feed {name}: {', '.join(items)}")
+    if html:
+        parts.append(f"{html} HTML page" + ("" if html == 1 else "s"))
+    if gz:
+        parts.append(f"{gz} .gz file" + ("" if gz == 1 else "s"))
+    return "; ".join(parts)
+
+
+class Writer:
+    """Writes documents into one feeds folder atomically; unchanged bytes are left alone."""
+
+    def __init__(self, root: Path, *, gzip_feeds: bool) -> None:
+        self.root = root
+        self.tmp = root / TMP_DIR
+        self.gzip_feeds = gzip_feeds
+        self.touched: list[Path] = []  # every file written since the caller cleared it
+
+    def write(
+        self,
+        documents: Iterable[Document],
+        *,
+        remove: Iterable[str] = (),
+        sweep: Iterable[tuple[str, Callable[[Path], bool]]] = (),
+        keep: set[str] | None = None,
+        suspect: set[str] = frozenset(),  # type: ignore[assignment]
+        stamp_also: Iterable[str] = (),
+    ) -> Written:
+        """Write ``documents``, then remove ``remove`` and stale files; stamp what is there.
+
+        ``sweep``: (folder, is-ours) pairs whose files not in ``keep`` are stale (a full
+        build's cleanup of pages and archive pages no build of ours would write now).
+        ``suspect``: outputs found missing or damaged, reported as repaired when written.
+        ``stamp_also``: outputs left as they are whose stamps the manifest should hold.
+        """
+        written = Written()
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        for stale in self.tmp.iterdir():  # a killed build's temp files; we hold the lock
+            stale.unlink(missing_ok=True)
+        for doc in documents:
+            self._put(doc, written, suspect)
+        for rel in remove:
+            self._remove(rel, written)
+        for folder, ours in sweep:
+            for path in sorted((self.root / folder).glob("*")):
+                rel = f"{folder}{path.name}"
+                if ours(path) and rel not in (keep or set()):
+                    self._remove(rel, written)
+        for rel in stamp_also:
+            if rel not in written.stamps:  # written by an earlier build
+                written.stamps[rel] = stat_stamp(os.fspath(self.root / rel))
+        written.repaired.sort()
+        return written
+
+    def _put(self, doc: Document, written: Written, suspect: set[str]) -> None:
+        """Write ``doc`` (and its ``.gz``) unless it already holds its bytes; record stamps."""
+        rel = doc.path
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = doc.render()
+        changed = write_atomic(path, data, durable=doc.durable, tmp_dir=self.tmp)
+        if changed:
+            self.touched.append(path)
+            written.paths.append(path)
+            written.files.append(WrittenFile(rel, doc.kind, doc.feed))
+            if rel in suspect:
+                written.repaired.append(rel)
+        written.stamps[rel] = stat_stamp(os.fspath(path))
+        if doc.compress and self.gzip_feeds:
+            gz_rel = rel + GZIP_SUFFIX
+            gz = self.root / gz_rel
+            if changed or gz_rel in suspect or _older(gz, path):
+                packed = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
+                if write_atomic(gz, packed, durable=doc.durable, tmp_dir=self.tmp):
+                    self.touched.append(gz)
+                    written.files.append(WrittenFile(gz_rel, "gzip", doc.feed))
+                    if gz_rel in suspect:
+                        written.repaired.append(gz_rel)
+            written.stamps[gz_rel] = stat_stamp(os.fspath(gz))
+
+    def _remove(self, rel: str, written: Written) -> None:
+        """Remove an output we wrote, and forget it."""
+        (self.root / rel).unlink(missing_ok=True)
+        written.stamps[rel] = None
+
+
+def _older(gz: Path, source: Path) -> bool:
+    """Whether ``gz`` is missing or older than ``source`` (a build died between the two)."""
+    try:
+        return gz.stat().st_mtime_ns < source.stat().st_mtime_ns
+    except FileNotFoundError:
+        return True
