@@ -73,6 +73,8 @@ class Daemon:
         cmd += args
         if serve:
             cmd += ["--port", "0"]
+        elif "--no-serve" not in args:
+            cmd += ["--no-serve"]  # never the configured port: another program may hold it
         self.proc = subprocess.Popen(
             cmd, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True,
@@ -80,15 +82,22 @@ class Daemon:
         _RUNNING[:] = [self]
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        try:
+            self._started(serve=serve, healthy=healthy, timeout=start_timeout)
+        except BaseException:
+            self.close()  # a daemon that did not start is not left to the garbage collector
+            raise
+
+    def _started(self, *, serve: bool, healthy: bool, timeout: float) -> None:
         if serve:
-            found = wait_for(self._port, timeout=start_timeout, what="the listening port")
+            found = wait_for(self._port, timeout=timeout, what="the listening port")
             self.port = int(found)
             if healthy:
-                wait_for(lambda: self.get("/healthz")[0] == 200, timeout=start_timeout)
+                wait_for(lambda: self.get("/healthz")[0] == 200, timeout=timeout)
             else:  # started, has looked at seeds/, and says why it is not healthy
-                wait_for(lambda: self.logged("running (pid"), timeout=start_timeout)
+                wait_for(lambda: self.logged("running (pid"), timeout=timeout)
         else:
-            wait_for(lambda: self.logged("full build"), timeout=start_timeout)
+            wait_for(lambda: self.logged("full build"), timeout=timeout)
 
     def _read(self) -> None:
         assert self.proc.stdout is not None

@@ -111,6 +111,7 @@ class Site:
             state_dir=root / "state",
             detect_language=False,
             category_feeds=True,
+            max_delete_fraction=1.0,  # random steps may delete most articles on purpose
             **config,  # type: ignore[arg-type]
         )
         self.files: dict[str, Path] = {}  # key -> seed file
