@@ -1,14 +1,14 @@
 """The one rebuild job (apscheduler 3), and the periodic full rescan that backs up the watcher.
 
-Changes are requested, never built directly: ``request()`` adds paths to a pending set and arms
-the rebuild job unless it is already armed or running. The running job keeps taking whatever
-is pending until nothing is, so a burst of 1,000 files costs a handful of builds, and two
-builds never run at once (``max_instances=1``, ``coalesce=True`` guard the same).
+Changes are requested, never built directly: ``request()`` adds paths to a pending set and
+schedules the one rebuild job (``REBUILD_JOB``: ``max_instances=1``, ``coalesce=True``) to run
+now. A run keeps taking whatever is pending until nothing is, so a burst of 1,000 files costs
+a handful of builds, and two builds never run at once.
 
 A build that fails (any exception, e.g. a ``SeedsDirError`` for a missing seeds folder or a
-``PublishError``) keeps its work pending and is tried again after a growing pause (1 s up to
-a minute), or at once on the next change; the feeds on disk stay as the last good build left
-them.
+``PublishError``) keeps its work pending and the same job is scheduled again after a growing
+pause (1 s up to a minute), or at once on the next change; the feeds on disk stay as the last
+good build left them.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 
 REBUILD_JOB = "rebuild"
 RESCAN_JOB = "rescan"
-RETRY_JOB = "retry"
 RETRY_SKIPPED = timedelta(milliseconds=20)
 RETRY_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # seconds after the 1st, 2nd, ... failure
 
@@ -74,7 +73,18 @@ def rescan_trigger(settings: Settings) -> CronTrigger | IntervalTrigger:
 
 
 class Rebuilder:
-    """Runs ``Publisher.build`` on a background scheduler, one build at a time."""
+    """Runs ``Publisher.build`` on a background scheduler, one build at a time.
+
+    apscheduler does the scheduling: one job for every rebuild (a change, a retry after a
+    failure), one for the periodic rescan. Two pieces of state stay here, and why:
+
+    - the pending set (paths, "full"): what the next build takes, so a burst is one build;
+    - ``_busy``: a run is scheduled or running and will look at the pending set before it
+      ends, so a request during a long build adds its paths instead of asking apscheduler for
+      a run it would refuse (``max_instances``) with a warning, again and again. The one gap
+      apscheduler 3 leaves (a run asked for while the previous one is returning is dropped,
+      not deferred) is closed by ``_skipped``, which asks again a moment later.
+    """
 
     def __init__(self, publisher: Publisher, *, on_result: Callable[[BuildOutcome], None]) -> None:
         self._publisher = publisher
@@ -82,8 +92,7 @@ class Rebuilder:
         self._cond = threading.Condition()
         self._paths: set[Path] = set()
         self._full = False
-        self._armed = False
-        self._running = False
+        self._busy = False
         self._stopping = False
         self._failures = 0  # failed builds in a row: the pause before the retry grows
         self.building: Building | None = None
@@ -115,10 +124,6 @@ class Rebuilder:
         )
         return trigger
 
-    def _retry(self) -> None:
-        """After a failed build: build what is still pending (unless a change did already)."""
-        self.request()
-
     def _periodic(self) -> None:
         log.info("periodic full rescan")
         self.request(full=True)
@@ -132,21 +137,22 @@ class Rebuilder:
 
     @property
     def idle(self) -> bool:
-        """Nothing pending, armed or running: every build asked for has been reported."""
+        """Nothing pending, scheduled or running: every build asked for has been reported."""
         with self._cond:
-            return not (self._paths or self._full or self._armed or self._running)
+            return not (self._paths or self._full or self._busy or self.building)
 
     def request(self, paths: Iterable[Path] = (), *, full: bool = False) -> None:
         """Queue changed paths (or a full rescan) and make sure the rebuild job will run."""
         with self._cond:
             self._paths.update(paths)
             self._full = self._full or full
-            if self._armed or self._stopping or not (self._paths or self._full):
+            if self._busy or self._stopping or not (self._paths or self._full):
                 return
-            self._armed = True
+            self._busy = True
         self._arm()
 
     def _arm(self, delay: timedelta = timedelta(0)) -> None:
+        """Schedule the one rebuild job ``delay`` from now (replacing a later run of it)."""
         self._scheduler.add_job(
             self._run,
             "date",
@@ -154,39 +160,32 @@ class Rebuilder:
             id=REBUILD_JOB,
             name="rebuild",
             replace_existing=True,
-            max_instances=1,
-            coalesce=True,
         )
 
     def _skipped(self, event: JobSubmissionEvent) -> None:
-        """Armed while the last run was returning: try again once it has returned."""
+        """Asked for while the last run was returning: ask again once it has returned."""
         if event.job_id != REBUILD_JOB:
             return
         with self._cond:
-            if self._stopping or not self._armed:
+            if self._stopping or not self._busy:
                 return
         self._arm(RETRY_SKIPPED)
 
     def _run(self) -> None:
-        """The rebuild job: build whatever is pending until nothing is."""
-        with self._cond:
-            self._running = True
-        try:
-            while self._build_once():
-                pass
-        finally:
-            with self._cond:
-                self._running = False
-                self._cond.notify_all()
+        """The rebuild job: build whatever is pending until nothing is (or a build failed)."""
+        while self._build_once():
+            pass
 
     def _build_once(self) -> bool:
         """One build of what is pending; False when there is nothing left (or it failed)."""
         with self._cond:
             if self._stopping or not (self._paths or self._full):
-                self._armed = False
+                self._busy = False
+                self._cond.notify_all()
                 return False
             paths, full = sorted(self._paths), self._full
             self._paths, self._full = set(), False
+            self._busy = True  # (a retry runs unasked): changes meanwhile wait for this run
             publisher = self._publisher
             started = datetime.now(UTC)
             kind: Literal["full", "incremental"] = "full" if full else "incremental"
@@ -198,37 +197,34 @@ class Rebuilder:
             report = publisher.build(None if full else paths)
         except Exception as e:
             seconds = time.perf_counter() - t0
-            with self._cond:  # keep the work for the retry or the next trigger
+            with self._cond:  # keep the work for the retry or the next change
                 self._paths.update(paths)
                 self._full = self._full or full
-                self._armed = False
-                self.building = None
                 pause = RETRY_BACKOFF[min(self._failures, len(RETRY_BACKOFF) - 1)]
                 self._failures += 1
+                self._busy = False  # the next change builds at once, not after the pause
                 stopping = self._stopping
             if not stopping:  # (the scheduler's own lock is never taken under ours)
-                self._scheduler.add_job(
-                    self._retry,
-                    "date",
-                    run_date=datetime.now(UTC) + timedelta(seconds=pause),
-                    id=RETRY_JOB,
-                    name="retry",
-                    replace_existing=True,
-                )
-            self._report(BuildOutcome(kind, len(paths), started, seconds, error=e))
+                self._arm(timedelta(seconds=pause))
+            self._finish(BuildOutcome(kind, len(paths), started, seconds, error=e))
             return False
         with self._cond:
             self._failures = 0
-            self.building = None
-        outcome = BuildOutcome(kind, len(paths), started, time.perf_counter() - t0, report=report)
-        self._report(outcome)
+        self._finish(
+            BuildOutcome(kind, len(paths), started, time.perf_counter() - t0, report=report)
+        )
         return True
 
-    def _report(self, outcome: BuildOutcome) -> None:
+    def _finish(self, outcome: BuildOutcome) -> None:
+        """Report a build, then mark it done: ``idle`` is never true before the report."""
         try:
             self._on_result(outcome)
         except Exception:  # a bug in reporting must not stop the builds
             log.exception("could not record a build result")
+        finally:
+            with self._cond:
+                self.building = None
+                self._cond.notify_all()
 
     def shutdown(self, timeout: float) -> bool:
         """Stop taking work; wait up to ``timeout`` s for a build in flight (False: still on)."""
@@ -237,4 +233,4 @@ class Rebuilder:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
         with self._cond:
-            return self._cond.wait_for(lambda: not self._running, timeout=timeout)
+            return self._cond.wait_for(lambda: self.building is None, timeout=timeout)
