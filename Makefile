@@ -11,11 +11,14 @@ feeds: $(STAMP)
 	$(BIN)/feedsvc build --config config/
 
 # Command 2 (README, .ci/run): install, then lint, type-check and run the whole test suite.
-test: $(STAMP) system-deps
+test: lint system-deps
+	$(BIN)/pytest
+
+# ruff (lint and format) and mypy --strict; `make test` runs it first.
+lint: $(STAMP)
 	$(BIN)/ruff check feedsvc tests bench
 	$(BIN)/ruff format --check feedsvc tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest
 
 # Headless Chromium, newsboat and nginx for the screenshot, feed-reader and nginx-snippet tests.
 # Installed with apt when run as root (CI); elsewhere those tests skip and say why.
@@ -55,5 +58,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Everything a build, the tests or the tools wrote: feeds/ (all of it but .gitkeep: feeds,
+# .gz, index.html, articles/, archive/, category/ and [[feeds]] folders, .tmp), the state
+# dirs, caches and the venv. The tracked seeds/ and config/feedsvc.toml stay.
 clean:
-	rm -rf $(VENV) config/.feedsvc .feedsvc feeds/*.xml .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) config/.feedsvc .feedsvc .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	find feeds -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +

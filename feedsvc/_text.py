@@ -50,11 +50,6 @@ def strip_forbidden(text: str) -> str:
     return _FORBIDDEN.sub("", text)
 
 
-def has_forbidden(text: str) -> bool:
-    """Whether ``text`` holds any character that XML 1.0 forbids (or a C1 control)."""
-    return _FORBIDDEN.search(text) is not None
-
-
 @dataclass(frozen=True, slots=True)
 class _Marks:
     """Runs of characters that decompose into non-starters, and each one's count of them."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -191,3 +192,40 @@ def test_python_dash_m_feedsvc_is_the_cli() -> None:
         [sys.executable, "-m", "feedsvc", "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert "Usage: feedsvc" in help_text
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_clean_removes_every_output_and_keeps_the_tracked_files(tmp_path: Path) -> None:
+    """A copy of the Makefile in a throw-away tree: feeds/, state dirs and caches go."""
+    shutil.copy(REPO / "Makefile", tmp_path / "Makefile")
+    outputs = [
+        "feeds/atom.xml",
+        "feeds/atom.xml.gz",
+        "feeds/feed.json",
+        "feeds/index.html",
+        "feeds/articles/0123456789abcdef.html",
+        "feeds/archive/0.xml",
+        "feeds/category/sport/atom.xml",
+        "feeds/politik/rss.xml",
+        "feeds/.tmp/.atom.xml.x.tmp",
+        "config/.feedsvc/feedsvc.sqlite3",
+        ".feedsvc/lock",
+        ".mypy_cache/x",
+    ]
+    kept = ["feeds/.gitkeep", "seeds/000_98f79bfdbc50e318.txt", "config/feedsvc.toml"]
+    for rel in outputs + kept:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    subprocess.run(["make", "-s", "-C", str(tmp_path), "clean"], check=True, timeout=60)
+    left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert left == sorted(["Makefile", *kept])
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_lint_runs_ruff_and_mypy() -> None:
+    dry = subprocess.run(
+        ["make", "-n", "-C", str(REPO), "lint", "test"], capture_output=True, text=True
+    ).stdout
+    for tool in ("ruff check", "ruff format --check", "mypy", "pytest"):
+        assert tool in dry, tool
+    assert dry.index("mypy") < dry.index("pytest"), "make test lints first"
