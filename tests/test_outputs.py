@@ -135,3 +135,61 @@ def test_an_output_of_a_vanished_feed_is_removed_even_after_damage(
     assert result.exit_code == 0, result.output
     left = [p for p in (project.feeds / "category").rglob("*") if p.is_file()]
     assert left == []
+
+
+# --- the write stage on its own (#8) ------------------------------------------------------------
+def test_the_writer_writes_files_only_and_returns_their_stamps(tmp_path: Path) -> None:
+    from feedsvc.build.outputs import Document, Writer
+
+    root = tmp_path / "feeds"
+    writer = Writer(root, gzip_feeds=True)
+    docs = [
+        Document("atom.xml", lambda: b"<feed/>\n", "feed", "all", "atom", compress=True),
+        Document("archive/0.xml", lambda: b"<feed/>\n", "archive", "all", "atom"),
+        Document("articles/0123456789abcdef.html", lambda: b"<p/>", "article", durable=False),
+    ]
+    written = writer.write(docs)
+    assert gzip.decompress((root / "atom.xml.gz").read_bytes()) == b"<feed/>\n"
+    assert not (root / "archive/0.xml.gz").exists(), "only feed documents get a .gz"
+    assert [(f.path, f.kind, f.feed) for f in written.files] == [
+        ("atom.xml", "feed", "all"),
+        ("atom.xml.gz", "gzip", "all"),
+        ("archive/0.xml", "archive", "all"),
+        ("articles/0123456789abcdef.html", "article", None),
+    ]
+    st = (root / "atom.xml").stat()
+    assert written.stamps["atom.xml"] == (st.st_size, st.st_mtime_ns, st.st_ino)
+    again = writer.write(docs, remove=["archive/0.xml"])
+    assert again.files == [], "equal bytes are not written again"
+    assert again.stamps["archive/0.xml"] is None
+    assert not (root / "archive/0.xml").exists()
+
+
+def test_served_types_come_from_the_one_table() -> None:
+    from feedsvc.build.outputs import ATOM_TYPE, JSON_FEED_TYPE, served_type
+    from feedsvc.models import MEDIA_TYPES
+
+    names = {"atom.xml": ATOM_TYPE, "feed.json": JSON_FEED_TYPE}
+    assert MEDIA_TYPES["atom"] + "; charset=utf-8" == ATOM_TYPE
+    assert served_type("category/sport/atom.xml", names) == ATOM_TYPE
+    assert served_type("archive/3.xml", names) == ATOM_TYPE, "archive pages are Atom"
+    assert served_type("category/sport/archive/0.xml", names) == ATOM_TYPE
+    assert served_type("index.html", names) == "text/html; charset=utf-8"
+    assert served_type("x.bin", names) == "application/octet-stream"
+
+
+def test_the_summary_names_each_feed_and_counts_the_rest() -> None:
+    from feedsvc.build.outputs import WrittenFile, summarize
+
+    files = [
+        WrittenFile("atom.xml", "feed", "all"),
+        WrittenFile("atom.xml.gz", "gzip", "all"),
+        WrittenFile("archive/4.xml", "archive", "all"),
+        WrittenFile("category/sport/rss.xml", "feed", "category/sport"),
+        WrittenFile("index.html", "index"),
+        WrittenFile("articles/0123456789abcdef.html", "article"),
+    ]
+    assert summarize(files) == (
+        "feed all: atom.xml, 1 archive page; feed category/sport: rss.xml; 2 HTML pages; 1 .gz file"
+    )
+    assert summarize([]) == ""
