@@ -229,3 +229,36 @@ def test_make_lint_runs_ruff_and_mypy() -> None:
     for tool in ("ruff check", "ruff format --check", "mypy", "pytest"):
         assert tool in dry, tool
     assert dry.index("mypy") < dry.index("pytest"), "make test lints first"
+
+
+def test_a_lock_error_carries_the_holders_pid(tmp_path: Path) -> None:
+    """The pid is read once, by ``_lock``, and handed on as ``LockError.holder``."""
+    from feedsvc._lock import DAEMON_LOCK, daemon_lock
+    from feedsvc.errors import LockError
+
+    (tmp_path / DAEMON_LOCK).write_text("")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            f"fd = os.open({str(tmp_path / DAEMON_LOCK)!r}, os.O_RDWR)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "os.write(fd, str(os.getpid()).encode())\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.read()\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(LockError) as caught, daemon_lock(tmp_path):
+            pass
+        assert caught.value.holder == str(holder.pid)
+        assert f"another 'feedsvc run' (pid {holder.pid})" in str(caught.value)
+    finally:
+        assert holder.stdin is not None
+        holder.communicate(timeout=10)  # closes stdin (the holder ends) and both pipes
