@@ -151,6 +151,21 @@ def test_idle_session_timeout_ends_an_idle_session_and_frees_its_lock(pg_db: PgD
             leader.execute("SELECT 1")
 
 
+def test_a_standby_can_name_the_lock_holder(pg_db: PgDatabase) -> None:
+    """``feedsvc build`` can say who leads: the holder's application_name via pg_locks."""
+    with pg_db.connect(application_name="feedsvc@host-a:4711") as leader, pg_db.connect() as other:
+        assert try_lock(leader)
+        row = other.execute(
+            "SELECT a.application_name, a.pid FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+            " WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database())"
+            " AND l.classid = (%s::bigint >> 32)::oid"
+            " AND l.objid = (%s::bigint & 4294967295)::oid AND l.objsubid = 1",
+            (KEY, KEY),
+        ).fetchone()
+        assert row == ("feedsvc@host-a:4711", leader.info.backend_pid)
+
+
 def test_notify_reaches_a_listener_on_another_connection(pg_db: PgDatabase) -> None:
     with pg_db.connect() as listener, pg_db.connect() as ingest:
         listener.execute("LISTEN feedsvc_build")
