@@ -20,20 +20,24 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check feedsvc tests bench
 	$(BIN)/mypy
 
-# Headless Chromium, newsboat and nginx for the screenshot, feed-reader and nginx-snippet tests.
-# Installed with apt when run as root (CI); elsewhere those tests skip and say why.
+# Headless Chromium, newsboat, nginx and PostgreSQL (>= 14; Debian 12 has 15) for the screenshot,
+# feed-reader, nginx-snippet and PostgreSQL-store tests. Installed with apt when run as root (CI);
+# elsewhere those tests skip and say why. PostgreSQL's programs are not on PATH in Debian: it
+# counts as present when $(PG_INITDB) matches (tests/pg.py runs its own throwaway cluster).
 # apt waits for a busy package manager (unattended-upgrades, another install) instead of
 # failing: DPkg::Lock::Timeout covers the dpkg locks of `install` but not the lists lock of
 # `update` (apt 2.6), so `update` is retried every APT_RETRY s while another apt holds it.
 APT_WAIT    ?= 600
 APT_RETRY   ?= 5
 SYSTEM_CMDS ?= chromium newsboat nginx
-SYSTEM_PKGS ?= chromium newsboat nginx fonts-dejavu-core
+SYSTEM_PKGS ?= chromium newsboat nginx fonts-dejavu-core postgresql
+PG_INITDB   ?= /usr/lib/postgresql/*/bin/initdb
 APT_GET     := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=$(APT_WAIT)
 
 system-deps:
 	@missing=; for c in $(SYSTEM_CMDS); do \
 	  command -v $$c >/dev/null || [ -x /usr/sbin/$$c ] || missing="$$missing $$c"; done; \
+	ls $(PG_INITDB) >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing $(SYSTEM_PKGS) (apt; missing:$$missing)"; \

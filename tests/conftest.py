@@ -24,6 +24,8 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "seeds" / "000_98f79bfdbc50e318.txt"
 CORPUS = REPO.parent / "shared" / "corpus" / "de-news.tar.gz"
 
+pytest_plugins = ["tests.pg"]  # pg_server, pg_db, pg_module_db, pg_url: a real PostgreSQL (#10)
+
 
 @dataclass
 class Project:

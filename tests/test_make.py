@@ -60,7 +60,26 @@ def test_system_deps_waits_while_apt_holds_its_locks(tmp_path: Path) -> None:
     assert len(updates) == 3, calls
     assert len(installs) == 1, calls
     assert all("DPkg::Lock::Timeout=600" in c for c in calls), "install waits for dpkg's lock"
-    assert "nginx" in installs[0].split()
+    assert {"nginx", "postgresql"} <= set(installs[0].split())
+
+
+def test_system_deps_installs_postgresql_when_its_programs_are_missing(tmp_path: Path) -> None:
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    log = tmp_path / "apt.log"
+    (stub / "apt-get").write_text(f'#!/bin/sh\necho "$*" >> "{log}"\n')
+    (stub / "apt-get").chmod(0o755)
+    result = subprocess.run(
+        ["make", "-s", "-C", str(REPO), "system-deps", "SYSTEM_CMDS=sh",
+         f"PG_INITDB={tmp_path}/no-such-postgresql/bin/initdb"],
+        env={**os.environ, "PATH": f"{stub}:{os.environ['PATH']}"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "missing: postgresql" in result.stdout
+    installs = [c for c in log.read_text().splitlines() if " install " in c]
+    assert len(installs) == 1
+    assert "postgresql" in installs[0].split()
 
 
 def test_system_deps_fails_at_once_on_other_apt_errors(tmp_path: Path) -> None:
