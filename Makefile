@@ -52,9 +52,12 @@ system-deps:
 	  $(APT_GET) install -y -qq --no-install-recommends $(SYSTEM_PKGS) >/dev/null; \
 	else echo "note:$$missing missing and no root apt-get: their tests will skip"; fi
 
+# COLD_BENCH_ARGS=--full adds 100,000 seeds to the cold-build comparison (many minutes).
+COLD_BENCH_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python bench/build_bench.py
 	$(BIN)/python bench/daemon_bench.py
+	$(BIN)/python bench/cold_bench.py $(COLD_BENCH_ARGS)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
