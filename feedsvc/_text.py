@@ -326,7 +326,8 @@ def _cut(text: str, limit: int) -> str:
     In order: the last clause boundary in the second half of the title, else its last word
     boundary, where no quote or bracket is open; else the same boundaries inside a quote that
     opened in the first half, closed after the ellipsis (``Leitl: "Wer … ein Tag…"``); else the
-    last word boundary anywhere; else a hard cut (one word longer than the limit). A clause
+    last word boundary anywhere, the same way; else a hard cut (one word longer than the
+    limit). A clause
     cut never ends on a one-word piece (``… – Merkel:``), no cut on a short lowercase word
     (der, und, ist). Only the first ``limit`` characters are looked at.
     """
@@ -352,10 +353,14 @@ def _cut(text: str, limit: int) -> str:
         closers = _closers(stem)
         if len(stem) + 1 + len(closers) <= limit:
             return stem + "…" + closers
-    for p in reversed(words):
-        stem = text[:p].rstrip(" ,;:-–—")
-        if stem and not open_quotes(stem):
+    stems = [s for s in (text[:p].rstrip(" ,;:-–—") for p in reversed(words)) if s]
+    for stem in stems:
+        if not open_quotes(stem):
             return stem + "…"
+    for stem in stems:
+        closers = _closers(stem)
+        if len(stem) + 1 + len(closers) <= limit:
+            return stem + "…" + closers
     stem = window
     while len(stem) + 1 + len(_closers(stem)) > limit:  # at most ``limit`` short steps
         stem = stem[:-1]

@@ -130,7 +130,11 @@ def test_a_cut_does_not_end_on_a_short_lowercase_word() -> None:
     assert title(lead).endswith(" Nordkoreas…")
 
 
-@given(st.lists(st.sampled_from(["Wort", "ab", "Übergröße", "x", "und", "de"]), max_size=60))
+@given(
+    st.lists(
+        st.sampled_from(["Wort", "ab", "Übergröße", "x", "und", "„de", "ab“", "(x"]), max_size=60
+    )
+)
 def test_a_cut_never_ends_inside_a_word(words: list[str]) -> None:
     lead = " ".join(words) + "."
     stem = _text.title_stem(title(lead))
