@@ -25,8 +25,14 @@ _ABBREVIATIONS = """
     abs abg bd bzw ca chr co dipl dr dt ebd etc evtl exkl fa fr frl gegr geb gest ggf hg hl hr hrsg
     inkl ing jh jhd jhdt jr kap kfz lt mag max min mio mr mrd mrs ms nr od pkw prof rd rer sen sog
     sr st std str tel tsd univ usw vgl vs zt zb bzgl ggü ua uä dh sa so mi do ff ggfs nat med phil
+    wr
 """
 ABBREVIATIONS = frozenset(_ABBREVIATIONS.split())
+# Those that always lead into more (a name, a place, a number), unlike "usw." or "& Co.": a lead
+# that ends with one goes on in the first paragraph ("Coach von Wr." "Neustadt will …").
+LEADING_ABBREVIATIONS = frozenset(
+    {"dr", "prof", "dipl", "mag", "ing", "hr", "fr", "frl", "st", "wr", "nr", "ca", "vgl", "sog"}
+)
 
 # Every regex here is linear on any input: ``(?<!…)`` lets a run of terminators or a word be
 # tried once, from its start (not again from each character inside it), and the possessive
@@ -179,6 +185,24 @@ def _is_abbreviation(text: str, start: int, end: int) -> bool:
     return bare in ABBREVIATIONS
 
 
+def _sentence_end(text: str, start: int, *, within: int | None = None) -> int:
+    """Where the sentence that starts at ``text[start]`` ends (after its closing quotes).
+
+    ``len(text)`` when no boundary is found, or when the search passes a skipped period more
+    than ``within`` characters into ``text`` (every sentence from there on is longer).
+    Linear in the part of ``text`` it looks at.
+    """
+    after = start  # where the text after the last skipped boundary starts
+    for m in _BOUNDARY.finditer(text, start):
+        if m.group("end") == "." and _is_abbreviation(text, after, m.start()):
+            if within is not None and m.start() > within + 2:
+                break
+            after = m.end()
+            continue
+        return m.end("close")
+    return len(text)
+
+
 def first_sentence(text: str, *, within: int | None = None) -> str:
     """The first sentence of ``text``; the whole text when no boundary is found.
 
@@ -186,29 +210,196 @@ def first_sentence(text: str, *, within: int | None = None) -> str:
     at the word before it. With ``within``, the search stops at the first skipped period past
     ``within`` characters (leading whitespace aside) and gives the whole text: every sentence
     from there on is longer than ``within``, so a caller cutting at ``within`` cuts the same
-    prefix either way (``make_title``; 350,000 initials then cost nothing).
+    prefix either way (350,000 initials then cost nothing).
     """
     indent = len(text) - len(text.lstrip()) if within is not None else 0
-    after = 0  # where the text after the last skipped boundary starts
-    for m in _BOUNDARY.finditer(text):
-        if m.group("end") == "." and _is_abbreviation(text, after, m.start()):
-            if within is not None and m.start() - indent > within + 2:
-                break
-            after = m.end()
+    limit = None if within is None else within + indent
+    return text[: _sentence_end(text, 0, within=limit)].strip()
+
+
+# --- titles --------------------------------------------------------------------------------
+
+# A title shorter than this many words does not stand alone ("Rund zehn Prozent"): the next
+# sentence is taken too, from the lead and then from the first paragraph.
+MIN_WORDS = 4
+
+# Each opening quote or bracket and the characters that close it (the first is the one added
+# when a title must close it). „…“ and ‚…‘ German, “…” and ‘…’ English, »…« German and
+# «…» French, straight quotes, brackets. Straight ' and ’ double as apostrophes (wie's, Hebb'sch).
+_PAIRS: dict[str, str] = {
+    "„": '“”"',
+    "‚": "‘’",
+    "“": '”"',
+    "‘": "’",
+    "»": "«",
+    "«": "»",
+    "›": "‹",
+    "‹": "›",
+    '"': '"',
+    "'": "'",
+    "(": ")",
+    "[": "]",
+    "{": "}",
+}
+_QUOTES = frozenset("".join(_PAIRS) + "".join(_PAIRS.values()))
+_CLOSING = frozenset("".join(_PAIRS.values()))
+_STRAIGHT = "\"'’"  # these close only where a word ends, not before a letter: wie’s, "ja"
+
+# Clause boundaries, where a cut title ends best: ", " "; " ": " and a spaced dash.
+_CLAUSE = re.compile(r"[,;:](?= )| [–—-](?= )")
+# A dateline opening a paragraph: "Wien – ", "Salzburg/Linz – ", "St. Pölten – ", "Rio de
+# Janeiro – ". Up to five capitalised words (or short lowercase links: am, de, im), no verbs.
+_DATELINE = re.compile(
+    r"(?:St\.|\(?[A-ZÄÖÜ][\w-]*+\)?)"
+    r"(?:(?: ?/ ?| )(?:St\.|\(?[A-ZÄÖÜ][\w-]*+\)?|[a-zäöü]{1,3}))"
+    r"{0,4} [–—-] (?=\S)"
+)
+_DATELINE_MAX = 45
+
+
+def open_quotes(text: str) -> list[tuple[int, str]]:
+    """The quotes and brackets ``text`` leaves open: each one's offset and its closer.
+
+    One left-to-right pass with a stack: a character closes the innermost open pair if it
+    can, else opens a new one if it can (``“`` closes ``„`` in German and opens in English);
+    a stray closer is ignored. Straight quotes and ``’`` close only where a word ends (``"``
+    before a letter opens a quote inside ``„…"``); ``'`` and ``‘`` after a letter, and ``'``
+    not before one, are apostrophes (``Hebb'schem``, ``wie’s``; ``Rock 'n' Roll`` is a pair).
+    """
+    stack: list[tuple[int, str]] = []
+    n = len(text)
+    for i, ch in enumerate(text):
+        if ch not in _QUOTES:
             continue
-        return text[: m.end("close")].strip()
-    return text.strip()
+        before = text[i - 1] if i else " "
+        following = text[i + 1] if i + 1 < n else " "
+        if stack and ch in stack[-1][1] and not (ch in _STRAIGHT and following.isalnum()):
+            stack.pop()
+            continue
+        if ch in _PAIRS:
+            if ch in "'‘" and before.isalnum():
+                continue  # an apostrophe: Hebb'schem
+            if ch == "'" and not following.isalnum():
+                continue
+            stack.append((i, _PAIRS[ch]))
+    return stack
 
 
-def make_title(lead: str, *, limit: int = TITLE_MAX) -> str:
-    """A headline from the lead: its first sentence without the final period, cut at a word."""
-    sentence = first_sentence(lead, within=limit)
-    if sentence.endswith(".") and not sentence.endswith(".."):
-        sentence = sentence[:-1].rstrip()
-    if len(sentence) <= limit:
-        return sentence or lead.strip()[:limit]
-    cut = sentence[: limit - 1]
-    space = cut.rfind(" ")
-    if space > limit // 2:
-        cut = cut[:space]
-    return cut.rstrip(" ,;:-–—") + "…"
+def without_dateline(text: str) -> str:
+    """``text`` without a leading dateline ("Wien – "), which is no part of a title."""
+    m = _DATELINE.match(text)
+    return text[m.end() :] if m and m.end() <= _DATELINE_MAX else text
+
+
+def _unfinished(title: str) -> bool:
+    """Whether ``title`` ends on an abbreviation no sentence ends with ("… von Wr.")."""
+    if not title.endswith("."):
+        return False
+    word = title.rsplit(None, 1)[-1].lstrip("\"'„“‚‘»«([").replace(".", "").lower()
+    return word in LEADING_ABBREVIATIONS
+
+
+def _stands_alone(title: str) -> bool:
+    """At least ``MIN_WORDS`` words, no quote or bracket left open, no ``Dr.`` at the end."""
+    return len(title.split()) >= MIN_WORDS and not open_quotes(title) and not _unfinished(title)
+
+
+def is_fragment(title: str) -> bool:
+    """Whether a title is too short to stand alone: fewer than ``MIN_WORDS`` words."""
+    return len(title.removesuffix("…").split()) < MIN_WORDS
+
+
+def _dangles(stem: str) -> bool:
+    """Whether a cut ``stem`` ends on a short lowercase word (der, und, von, ist)."""
+    last = stem.rsplit(None, 1)[-1] if stem.strip() else ""
+    return len(last) <= 3 and last.isalpha() and last.islower()
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` (longer than ``limit``) cut to a title of at most ``limit`` characters.
+
+    In order: the last clause boundary in the second half of the title, else its last word
+    boundary, where no quote or bracket is open; else the same boundaries inside a quote that
+    opened in the first half, closed after the ellipsis (``Leitl: "Wer … ein Tag…"``); else the
+    last word boundary anywhere, the same way; else a hard cut (one word longer than the
+    limit). A clause
+    cut never ends on a one-word piece (``… – Merkel:``), no cut on a short lowercase word
+    (der, und, ist). Only the first ``limit`` characters are looked at.
+    """
+    window = text[: limit - 1]
+    half = limit // 2
+    clauses: list[int] = []
+    previous = 0
+    for m in _CLAUSE.finditer(window):
+        if len(window[previous : m.start()].strip(" –—-").split()) >= 2:
+            clauses.append(m.start())
+        previous = m.end()
+    words = [i for i, ch in enumerate(window) if ch == " " and i]
+    candidates = [
+        *(p for p in reversed(clauses) if p >= half),
+        *(p for p in reversed(words) if p >= half),
+    ]
+    stems = [text[:p].rstrip(" ,;:-–—") for p in candidates]
+    stems = [s for s in stems if s and not _dangles(s)]
+    for stem in stems:
+        if not open_quotes(stem):
+            return stem + "…"
+    for stem in stems:
+        closers = _closers(stem)
+        if len(stem) + 1 + len(closers) <= limit:
+            return stem + "…" + closers
+    stems = [s for s in (text[:p].rstrip(" ,;:-–—") for p in reversed(words)) if s]
+    for stem in stems:
+        if not open_quotes(stem):
+            return stem + "…"
+    for stem in stems:
+        closers = _closers(stem)
+        if len(stem) + 1 + len(closers) <= limit:
+            return stem + "…" + closers
+    stem = window
+    while len(stem) + 1 + len(_closers(stem)) > limit:  # at most ``limit`` short steps
+        stem = stem[:-1]
+    return stem + "…" + _closers(stem)
+
+
+def _closers(stem: str) -> str:
+    """What closes the quotes and brackets ``stem`` leaves open, innermost first."""
+    return "".join(closer[0] for _, closer in reversed(open_quotes(stem)))
+
+
+def make_title(lead: str, *, more: str = "", limit: int = TITLE_MAX) -> str:
+    """A headline from the lead (and ``more``, the text after it, when the lead is too short).
+
+    1. The lead's first sentence, without its final period.
+    2. While that is a fragment (under ``MIN_WORDS`` words, or ending on an abbreviation) or
+       leaves a quote open, and fits, the next sentence is added: from the lead, then from
+       ``more`` without its dateline ("Wien – ").
+    3. Over ``limit`` characters it is cut (see ``_cut``) and ends with ``…``. No quote or
+       bracket is ever left open (one the text never closes is closed), and no word is cut
+       unless it alone is longer than the limit.
+    Linear in the input: sentence search stops ``limit`` characters in.
+    """
+    text = lead.strip()
+    end = _sentence_end(text, 0, within=limit)
+    joined = False
+    while end <= limit and not _stands_alone(text[:end]):
+        if end >= len(text):
+            rest = squash(more[: 4 * limit])
+            if joined or not rest:
+                break
+            text = f"{text} {without_dateline(rest)}"
+            joined = True
+        end = _sentence_end(text, end, within=limit)
+    title = text[:end]
+    if title.endswith(".") and not title.endswith(".."):
+        title = title[:-1].rstrip() or title
+    if len(title) <= limit:
+        closers = _closers(title)  # the text never closes them: '"Was wir brauchen, ist …'
+        if len(title) + len(closers) <= limit:
+            return title + closers
+    return _cut(title, limit)
+
+
+def title_stem(title: str) -> str:
+    """The part of ``title`` taken from the text: without the ``…`` and the closers added."""
+    return title.rstrip("".join(_CLOSING)).removesuffix("…")
