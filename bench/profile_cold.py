@@ -52,7 +52,7 @@ GROUPS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ),
     (
         "parsing (feedsvc + re + html)",
-        ("/feedsvc/parsing.py", "/feedsvc/_text.py", "/re/", "/html/", "/unicodedata"),
+        ("/feedsvc/seeds.py", "/feedsvc/_text.py", "/re/", "/html/", "/unicodedata"),
         ("re.Pattern", "_sre.", "unicodedata", "'str'", "html."),
     ),
     ("store glue (feedsvc/store.py)", ("/feedsvc/store.py",), ()),

@@ -35,7 +35,7 @@ from feedsvc._text import (  # noqa: E402
     title_stem,
     without_dateline,
 )
-from feedsvc.parsing import parse_seed  # noqa: E402
+from feedsvc.seeds import parse_seed  # noqa: E402
 
 CORPUS = REPO.parent / "shared" / "corpus" / "de-news.tar.gz"
 NOW = datetime(2030, 1, 1, tzinfo=UTC)

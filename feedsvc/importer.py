@@ -217,7 +217,7 @@ def _strip_tags(text: str) -> str:
 def normalize_title(title: str) -> tuple[str, bool]:
     """A title for comparison (NFC, case, punctuation and whitespace ignored); was it cut short?"""
     text = nfc(title)[0].strip()  # linear on any title, like the parser's
-    cut = text.endswith(_ELLIPSES)
+    cut = text.rstrip('"“”’»«)]').endswith(_ELLIPSES)  # ours may close a quote after the …
     text = nfc(text.casefold())[0]
     text = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text)
     return _SPACE.sub(" ", text).strip(), cut

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from feedsvc import _text
 from feedsvc._text import TITLE_MAX
-from feedsvc.parsing import parse_seed
+from feedsvc.seeds import parse_seed
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 CI = bool(os.environ.get("CI"))
