@@ -25,7 +25,7 @@ import feedparser
 import pytest
 
 T = TypeVar("T")
-DEADLINE = 3.0  # "within 3 s" for everything a subscriber would notice
+DEADLINE = 10.0  # a hang guard, not a speed test: "within a second or so" is the bench's job
 START_DEADLINE = 15.0  # interpreter start and the first build, on a busy CI machine
 BASE_URL = "https://news.example.org/"
 FEEDSVC = [sys.executable, "-c", "from feedsvc.cli import main; main()"]
