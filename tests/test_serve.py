@@ -1,4 +1,4 @@
-"""serve.py on a real socket: waitress on 127.0.0.1, port 0, in a thread; http.client as client."""
+"""serve.py on a real socket: granian on 127.0.0.1, port 0, in a thread; http.client as client."""
 
 from __future__ import annotations
 
