@@ -44,7 +44,7 @@ MAX_HEADER_BYTES = 16 * 1024  # request line and headers together; more: 431
 MAX_CONNECTIONS = 1000  # open at once; more wait in the backlog (fewer if RLIMIT_NOFILE is low)
 FD_RESERVE = 100  # descriptors kept for the store, the feeds and the watcher
 LISTEN_BACKLOG = 1024  # connections the kernel queues before we accept them
-SHUTDOWN_TIMEOUT = 2.0  # seconds for the requests in flight at stop()
+SHUTDOWN_TIMEOUT = 1.0  # seconds for the requests in flight at stop() (the daemon has 4.5 s in all)
 TASKS = "/proc/self/task"  # Linux: this process's threads, each with its name in "comm"
 
 # granian reconfigures logging when a server is made; "incremental" only sets its own level,

@@ -11,8 +11,10 @@ import contextlib
 import gzip
 import http.client
 import json
+import os
 import re
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -32,7 +34,7 @@ from feedsvc.serve import (
     HTTPServer,
     ServeOptions,
 )
-from tests.harness import wait_for
+from tests.harness import Daemon, make_site, wait_for
 from tests.slowclients import SlowClients, timed_get
 
 ATOM = b'<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">'
@@ -176,6 +178,70 @@ def test_a_304_keeps_the_connection_open(served: Served) -> None:
         assert conn.getresponse().status == 304
     finally:
         conn.close()
+
+
+def test_more_than_100_header_lines_get_431_however_short(served: Served) -> None:
+    many = b"".join(b"X-Short-%d: y\r\n" % i for i in range(120))  # 2 KiB in all
+    answer = served.raw(b"GET /atom.xml HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n")
+    assert re.match(rb"HTTP/1\.[01] 431 ", answer), answer[:200]
+
+
+def test_a_kept_alive_connection_silent_after_its_answer_is_closed_at_the_head_deadline(
+    served: Served,
+) -> None:
+    with socket.create_connection(("127.0.0.1", served.port), timeout=HEAD_TIMEOUT + 8) as sock:
+        sock.sendall(b"HEAD /atom.xml HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+        assert sock.recv(1024) == b""  # closed by the server, not by our timeout
+
+
+def _tasks() -> set[str]:
+    return set(os.listdir("/proc/self/task"))  # this process's threads, Python's or not
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
+def test_stop_returns_only_when_the_servers_own_threads_are_gone(tmp_path: Path) -> None:
+    """A thread of granian's still ending at interpreter exit would abort the process."""
+    (tmp_path / "atom.xml").write_bytes(_feed())
+    before = _tasks()
+    server = HTTPServer(FeedApp(ServeOptions(root=tmp_path)), host="127.0.0.1", port=0)
+    _, port = server.start()
+    assert timed_get(port)[0] == 200
+    assert _tasks() - before  # the server's threads: ours and granian's (Rust)
+    server.stop()
+    assert not _tasks() - before
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+def test_stop_with_silent_and_dripping_connections_open_ends_in_time(tmp_path: Path) -> None:
+    (tmp_path / "atom.xml").write_bytes(_feed())
+    server = HTTPServer(FeedApp(ServeOptions(root=tmp_path)), host="127.0.0.1", port=0)
+    _, port = server.start()  # the default 10 s head deadline: longer than a stop may take
+    load = SlowClients(port, idle=100, drip=20, interval=0.5, max_seconds=60).start()
+    try:
+        assert timed_get(port)[0] == 200
+        stopping = threading.Thread(target=server.stop)
+        stopping.start()
+        stopping.join(timeout=5)  # the daemon's whole stop has 5 s
+        assert not stopping.is_alive()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    finally:
+        load.stop()
+
+
+@pytest.mark.slow
+def test_the_daemon_exits_0_on_sigterm_with_hostile_connections_open(tmp_path: Path) -> None:
+    daemon = Daemon(make_site(tmp_path))
+    load = SlowClients(daemon.port, idle=500, drip=50, interval=0.5, max_seconds=60).start()
+    try:
+        assert daemon.get("/healthz")[0] == 200
+        assert daemon.stop(timeout=5.0) == 0  # not 134 (SIGABRT at exit), within 5 s
+    finally:
+        load.stop()
+        daemon.close()
 
 
 # --- item 12: .gz, If-Modified-Since, /status -------------------------------------------------
