@@ -28,6 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from werkzeug.datastructures import ETags
 from werkzeug.http import http_date, parse_accept_header, parse_date, parse_etags
 from werkzeug.security import safe_join
 
@@ -438,7 +439,7 @@ def _date(value: str) -> int | None:
 
 
 @lru_cache(maxsize=256)
-def _etags(value: str) -> Any:
+def _etags(value: str) -> ETags:
     return parse_etags(value)
 
 
