@@ -1,4 +1,4 @@
-"""serve.py on a real socket: waitress on 127.0.0.1, port 0, in a thread; http.client as client."""
+"""serve.py on a real socket: granian on 127.0.0.1, port 0, in a thread; http.client as client."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import gzip
 import http.client
 import json
 import os
+import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -136,6 +137,20 @@ def test_conditional_requests_get_304_without_a_body(site: Site) -> None:
     assert stale.body == first.body
 
 
+def test_if_match_and_if_unmodified_since_that_fail_get_412(site: Site) -> None:
+    first = site.request("/atom.xml")
+    etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
+    assert site.request("/atom.xml", headers={"If-Match": etag}).status == 200
+    assert site.request("/atom.xml", headers={"If-Match": f'"x", {etag}'}).status == 200
+    assert site.request("/atom.xml", headers={"If-Match": '"other"'}).status == 412
+    assert site.request("/atom.xml", headers={"If-Match": f"W/{etag}"}).status == 412  # strong
+    assert site.request("/atom.xml", headers={"If-Unmodified-Since": modified}).status == 200
+    earlier = "Mon, 01 Jan 2001 00:00:00 GMT"
+    assert site.request("/atom.xml", headers={"If-Unmodified-Since": earlier}).status == 412
+    weak = site.request("/atom.xml", headers={"If-None-Match": f'"x", W/{etag}'})
+    assert weak.status == 304  # If-None-Match compares weakly
+
+
 def test_last_modified_moves_forward_on_every_change_even_within_one_second(site: Site) -> None:
     path = site.feeds / "atom.xml"
     second = 1_700_000_000.0
@@ -230,6 +245,19 @@ def test_nothing_outside_feeds_is_reachable_and_nothing_is_listed(site: Site, pa
     assert b"atom.xml" not in reply.body
 
 
+def test_a_file_served_before_is_not_served_once_its_folder_is_a_link_out(site: Site) -> None:
+    """What was checked once is checked again when anything on the path changes."""
+    _write(site.feeds / "sub" / "a.xml", ATOM + b"</feed>\n")
+    assert site.request("/sub/a.xml").status == 200
+    outside = site.feeds.parent / "outside"
+    _write(outside / "a.xml", b"top secret\n")
+    shutil.rmtree(site.feeds / "sub")
+    (site.feeds / "sub").symlink_to(outside)
+    reply = site.request("/sub/a.xml")
+    assert reply.status == 404
+    assert b"secret" not in reply.body
+
+
 def test_symlinks_inside_feeds_are_fine(site: Site) -> None:
     (site.feeds / "feed.xml").symlink_to("atom.xml")
     reply = site.request("/feed.xml")
@@ -250,3 +278,9 @@ def test_health_and_status_come_from_the_daemon(site: Site) -> None:
     assert bad.status == 503
     assert b"disk full" in bad.body
     assert site.request("/status").status == 503
+
+
+def test_a_failing_status_gives_500_and_the_server_goes_on(site: Site) -> None:
+    site.health.clear()  # the status callable now fails (KeyError)
+    assert site.request("/status").status == 500
+    assert site.request("/atom.xml").status == 200

@@ -11,8 +11,10 @@ import contextlib
 import gzip
 import http.client
 import json
+import os
 import re
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,7 +22,6 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
-from werkzeug.test import Client
 
 from feedsvc.build.outputs import ATOM_TYPE
 from feedsvc.build.publisher import BuildReport
@@ -33,7 +34,7 @@ from feedsvc.service.serve import (
     ServeOptions,
 )
 from feedsvc.service.status import STATUS_LIST_MAX, DaemonStatus
-from tests.harness import wait_for
+from tests.harness import Daemon, make_site, wait_for
 from tests.slowclients import SlowClients, timed_get
 
 ATOM = b'<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">'
@@ -179,6 +180,70 @@ def test_a_304_keeps_the_connection_open(served: Served) -> None:
         conn.close()
 
 
+def test_more_than_100_header_lines_get_431_however_short(served: Served) -> None:
+    many = b"".join(b"X-Short-%d: y\r\n" % i for i in range(120))  # 2 KiB in all
+    answer = served.raw(b"GET /atom.xml HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n")
+    assert re.match(rb"HTTP/1\.[01] 431 ", answer), answer[:200]
+
+
+def test_a_kept_alive_connection_silent_after_its_answer_is_closed_at_the_head_deadline(
+    served: Served,
+) -> None:
+    with socket.create_connection(("127.0.0.1", served.port), timeout=HEAD_TIMEOUT + 8) as sock:
+        sock.sendall(b"HEAD /atom.xml HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+        assert sock.recv(1024) == b""  # closed by the server, not by our timeout
+
+
+def _tasks() -> set[str]:
+    return set(os.listdir("/proc/self/task"))  # this process's threads, Python's or not
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
+def test_stop_returns_only_when_the_servers_own_threads_are_gone(tmp_path: Path) -> None:
+    """A thread of granian's still ending at interpreter exit would abort the process."""
+    (tmp_path / "atom.xml").write_bytes(_feed())
+    before = _tasks()
+    server = HTTPServer(FeedApp(ServeOptions(root=tmp_path)), host="127.0.0.1", port=0)
+    _, port = server.start()
+    assert timed_get(port)[0] == 200
+    assert _tasks() - before  # the server's threads: ours and granian's (Rust)
+    server.stop()
+    assert not _tasks() - before
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+def test_stop_with_silent_and_dripping_connections_open_ends_in_time(tmp_path: Path) -> None:
+    (tmp_path / "atom.xml").write_bytes(_feed())
+    server = HTTPServer(FeedApp(ServeOptions(root=tmp_path)), host="127.0.0.1", port=0)
+    _, port = server.start()  # the default 10 s head deadline: longer than a stop may take
+    load = SlowClients(port, idle=100, drip=20, interval=0.5, max_seconds=60).start()
+    try:
+        assert timed_get(port)[0] == 200
+        stopping = threading.Thread(target=server.stop)
+        stopping.start()
+        stopping.join(timeout=5)  # the daemon's whole stop has 5 s
+        assert not stopping.is_alive()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    finally:
+        load.stop()
+
+
+@pytest.mark.slow
+def test_the_daemon_exits_0_on_sigterm_with_hostile_connections_open(tmp_path: Path) -> None:
+    daemon = Daemon(make_site(tmp_path))
+    load = SlowClients(daemon.port, idle=500, drip=50, interval=0.5, max_seconds=60).start()
+    try:
+        assert daemon.get("/healthz")[0] == 200
+        assert daemon.stop(timeout=5.0) == 0  # not 134 (SIGABRT at exit), within 5 s
+    finally:
+        load.stop()
+        daemon.close()
+
+
 # --- item 12: .gz, If-Modified-Since, /status -------------------------------------------------
 def test_atom_xml_gz_is_atom_with_content_encoding_gzip(served: Served) -> None:
     data = _feed()
@@ -231,18 +296,16 @@ def test_status_is_for_local_clients_only_and_healthz_says_only_ok_to_others(
     assert served.get("/status").status == 200  # loopback
     proxied = served.get("/status", headers={"X-Forwarded-For": "198.51.100.7"})
     assert proxied.status == 404  # a proxy on this host asking for someone else
-    client = Client(served.app)
-    remote = {"REMOTE_ADDR": "192.0.2.7"}
-    assert client.get("/status", environ_overrides=remote).status_code == 404
-    health = client.get("/healthz", environ_overrides=remote)
-    assert health.status_code == 200
-    assert health.text == "ok\n"
+    remote = "192.0.2.7:40000"  # another host: no socket of ours can come from there
+    assert served.app.respond("GET", "/status", {}.get, remote).status == 404
+    health = served.app.respond("GET", "/healthz", {}.get, remote)
+    assert (health.status, health.body) == (200, b"ok\n")
     served.app.configure(
         ServeOptions(root=served.feeds, content_types={"atom.xml": ATOM_TYPE}, status_public=True)
     )
-    public = client.get("/status", environ_overrides=remote)
-    assert public.status_code == 200
-    assert public.json == {"reason": "ok", "pid": 4711}
+    public = served.app.respond("GET", "/status", {}.get, remote)
+    assert public.status == 200
+    assert json.loads(public.body) == {"reason": "ok", "pid": 4711}
 
 
 def test_status_lists_the_first_errors_and_counts_them_all(tmp_path: Path) -> None:
