@@ -429,7 +429,16 @@ def store_group(ctx: click.Context, config: Path | None) -> None:
 def _store_settings(config: Path | None) -> Settings:
     """Settings for a ``store`` subcommand: its own --config, else the group's."""
     given = config or click.get_current_context().find_object(Path)
-    return _settings(given, None, None)
+    settings = _settings(given, None, None)
+    if settings.store_url is not None:
+        from .config import redact_url
+
+        raise click.ClickException(
+            f"store_url is set ({redact_url(settings.store_url)}): check, back up and restore "
+            "a PostgreSQL store with its own tools (pg_dump, pg_restore); these commands are "
+            "for the SQLite store in the state directory"
+        )
+    return settings
 
 
 @store_group.command("check")

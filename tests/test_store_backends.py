@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -298,8 +299,9 @@ def test_bad_urls_are_one_line_naming_the_url_without_its_password(
     }
     for url, why in cases.values():
         shown = url.replace(":Wr0ngSecret@", "@").replace(f":{secret}@", "@")
-        _one_line(_run(site, "build", "--store-url", url), shown, why, secret="Wr0ngSecret")
-        _one_line(_run(site, "build", "--store-url", url), why, secret=secret)
+        result = _run(site, "build", "--store-url", url)
+        _one_line(result, shown, why, secret="Wr0ngSecret")
+        _one_line(result, secret=secret)
     _one_line(
         _run(site, "build", "--store-url", f"mysql://feedsvc:Wr0ngSecret@{host_db}"),
         "store_url",
@@ -407,3 +409,23 @@ def test_cli_help_names_store_url_and_migrate_store() -> None:
         result: Result = CliRunner().invoke(main, command)
         assert result.exit_code == 0
         assert ("--store-url" in result.output) or ("--to" in result.output)
+
+
+def test_a_dry_run_of_import_ids_leaves_a_postgres_store_alone(
+    tmp_path: Path, pg_schema_url: str
+) -> None:
+    site = make_site(tmp_path / "site", store_url=pg_schema_url)
+    shutil.copy(SAMPLE, site / "seeds")
+    assert _run(site, "build").returncode == 0
+    old = site / "old.xml"
+    atom = (site / "feeds" / "atom.xml").read_text(encoding="utf-8")
+    old.write_text(re.sub(r"<id>tag:[^<]*</id>", "<id>urn:old:1</id>", atom), encoding="utf-8")
+    from feedsvc.store.postgres import PostgresStore
+
+    with PostgresStore(pg_schema_url, site_id="news.example.org") as pg:
+        before = {name: pg.dump(name) for name in ("meta", "articles", "outputs")}
+    result = _run(site, "import-ids", str(old), "--dry-run")
+    assert "1 matched" in result.stdout, result.stdout + result.stderr
+    with PostgresStore(pg_schema_url, site_id="news.example.org") as pg:
+        assert {name: pg.dump(name) for name in ("meta", "articles", "outputs")} == before
+    assert _run(site, "store", "check").stderr.count("pg_dump") == 1

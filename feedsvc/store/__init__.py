@@ -8,6 +8,8 @@ then). Both share the schema and the queries (``sql.py``). Every driver error le
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..config import Settings
 from .base import ArticleRow, FileState, Member, Stamp, Store, StoreSummary
 from .sqlite import (
@@ -38,6 +40,7 @@ __all__ = [
     "open_store",
     "restore_store",
     "snapshot",
+    "snapshot_store",
     "store_path",
 ]
 
@@ -53,3 +56,28 @@ def open_store(settings: Settings, *, verify: bool = False) -> Store:
 
         return PostgresStore(settings.store_url, site_id=settings.site)
     return SQLiteStore(store_path(settings.state_dir), verify=verify)
+
+
+def snapshot_store(settings: Settings, into: Path) -> None:
+    """A consistent copy of the store of ``settings`` as a SQLite store in the state dir
+    ``into`` (a dry run's scratch store: whatever it does stays there).
+
+    From PostgreSQL, every table is read in one transaction and written to a new SQLite store.
+    """
+    if settings.store_url is None:
+        snapshot(settings.state_dir, into)
+        return
+    from .postgres import PostgresStore
+    from .sql import TABLES
+
+    with (
+        PostgresStore(settings.store_url, site_id=settings.site) as source,
+        source.transaction(),
+        SQLiteStore(store_path(into)) as target,
+        target.transaction(),
+    ):
+        for name in TABLES:
+            columns, rows = source.dump(name)
+            if name == "meta":
+                rows = [r for r in rows if r[0] != "schema"]
+            target.load(name, columns, rows)
