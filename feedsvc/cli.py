@@ -19,10 +19,33 @@ PROGRESS_MIN_FILES = 200
 WEBSUB_CLOSE_SECONDS = 5.0  # how long `feedsvc build` waits for its hub pings
 
 
+def _remember_store_url(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.meta["feedsvc.store_url"] = value
+
+
+def _store_url_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--store-url``: kept in the context; ``_settings`` and ``run`` pass it on."""
+    return click.option(
+        "--store-url",
+        metavar="URL",
+        expose_value=False,
+        callback=_remember_store_url,
+        help="postgresql://user:password@host/db to keep the store in PostgreSQL"
+        " [config: store_url; default: SQLite in the state directory].",
+    )(f)
+
+
+def _store_url() -> str | None:
+    ctx = click.get_current_context(silent=True)
+    return None if ctx is None else ctx.meta.get("feedsvc.store_url")
+
+
 def _common(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options every command takes: where the config, seeds and feeds are; how chatty to be."""
     for decorator in reversed(
         [
+            _store_url_option,
             click.option(
                 "--config",
                 "config",
@@ -55,7 +78,8 @@ def _plural(count: int, word: str) -> str:
 
 
 def _settings(config: Path | None, seeds: Path | None, feeds: Path | None) -> Settings:
-    return load_settings(config=config, overrides={"seeds_dir": seeds, "feeds_dir": feeds})
+    overrides = {"seeds_dir": seeds, "feeds_dir": feeds, "store_url": _store_url()}
+    return load_settings(config=config, overrides=overrides)
 
 
 def _progress(publisher: Publisher, quiet: bool) -> AbstractContextManager[Any]:
@@ -201,6 +225,7 @@ def check(
 )
 @click.option("--seeds", type=click.Path(path_type=Path), help="Seeds directory.")
 @click.option("--feeds", type=click.Path(path_type=Path), help="Output directory.")
+@_store_url_option
 @click.option("--host", help="Address to listen on [config: host; default: 127.0.0.1].")
 @click.option(
     "--port",
@@ -261,6 +286,7 @@ def run(
         "host": host,
         "port": port,
         "serve": False if no_serve else None,
+        "store_url": _store_url(),
     }
 
     def load(*, reloading: bool = False) -> Settings:
@@ -340,6 +366,44 @@ def import_ids(
     sys.exit(0 if report.ok else 1)
 
 
+@main.command("migrate-store")
+@click.option(
+    "--to",
+    "url",
+    required=True,
+    metavar="URL",
+    help="The PostgreSQL database to copy the store into: postgresql://user:password@host/db.",
+)
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(path_type=Path),
+    help="Config file or directory [default: config/feedsvc.toml if present].",
+)
+def migrate_store(url: str, config: Path | None) -> None:
+    """Copy the SQLite store (ledger included: every entry keeps its id) into PostgreSQL.
+
+    Then set store_url (or FEEDSVC_STORE_URL) to URL. Running it again changes nothing; a
+    database that holds another site's store (site_id) or another ledger is refused.
+
+    \b
+    Example:
+      feedsvc migrate-store --to postgresql://feedsvc:secret@db.example.org/news --config config/
+    """
+    from .store.migrate import migrate_store as run_migrate
+
+    try:
+        settings = load_settings(config=config, overrides={"store_url": url})
+        report = run_migrate(settings, url, lock_timeout=LOCK_TIMEOUT)
+    except FeedsvcError as e:
+        raise click.ClickException(str(e)) from e
+    entries = f"{report.entries} ledger entries ({report.live} published)"
+    if report.copied:
+        click.echo(f"copied {entries}, {report.rows} rows in all, to {report.target}")
+    else:
+        click.echo(f"{report.target} already holds this store ({entries}): nothing copied")
+
+
 def _config_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--config",
@@ -365,7 +429,16 @@ def store_group(ctx: click.Context, config: Path | None) -> None:
 def _store_settings(config: Path | None) -> Settings:
     """Settings for a ``store`` subcommand: its own --config, else the group's."""
     given = config or click.get_current_context().find_object(Path)
-    return _settings(given, None, None)
+    settings = _settings(given, None, None)
+    if settings.store_url is not None:
+        from .config import redact_url
+
+        raise click.ClickException(
+            f"store_url is set ({redact_url(settings.store_url)}): check, back up and restore "
+            "a PostgreSQL store with its own tools (pg_dump, pg_restore); these commands are "
+            "for the SQLite store in the state directory"
+        )
+    return settings
 
 
 @store_group.command("check")

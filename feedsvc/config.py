@@ -7,6 +7,7 @@ from the environment or the command line against the current directory.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from datetime import date
@@ -48,6 +49,12 @@ DEFAULT_ARCHIVE_PAGE_SIZE = 50
 PATH_KEYS = ("seeds_dir", "feeds_dir", "state_dir")
 
 
+def redact_url(url: str) -> str:
+    """``url`` without its password (in the user part, or a ``password=`` parameter)."""
+    url = re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^:@/?#]*):[^@/?#]*@", r"\1@", url)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url)
+
+
 class FeedConfig(BaseModel):
     """One ``[[feeds]]`` table: a named feed with a filter (see config/feedsvc.toml)."""
 
@@ -87,6 +94,10 @@ class Settings(BaseModel):
     seeds_dir: Path = Path("seeds")
     feeds_dir: Path = Path("feeds")
     state_dir: Path = Path(".feedsvc")
+    # Where the store is: unset, the SQLite file in state_dir; postgresql://... a PostgreSQL
+    # database (feedsvc[postgres]). site_id names this site's data and build lock there.
+    store_url: str | None = None
+    site_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,199}$")
     seed_pattern: str = Field(default="*.txt", min_length=1)
     max_seed_bytes: int = Field(default=DEFAULT_MAX_SEED_BYTES, ge=64, le=64 * 1024 * 1024)
     max_future_days: float = Field(default=DEFAULT_MAX_FUTURE_DAYS, ge=0)
@@ -131,6 +142,20 @@ class Settings(BaseModel):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an absolute http:// or https:// URL")
         return value.strip()
+
+    @field_validator("store_url")
+    @classmethod
+    def _store_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+        if scheme not in ("postgresql", "postgres"):
+            raise ValueError(
+                "must be a postgresql://user:password@host:port/database URL, or unset for "
+                "the SQLite store in state_dir"
+            )
+        return value
 
     @field_validator("languages", mode="before")
     @classmethod
@@ -189,6 +214,17 @@ class Settings(BaseModel):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def site(self) -> str:
+        """``site_id``, else derived from an explicit ``base_url`` (host and path), else
+        ``default``: what a shared store's data and build lock are keyed by."""
+        if self.site_id:
+            return self.site_id
+        if "base_url" not in self.model_fields_set:
+            return "default"
+        parts = urlsplit(self.base_url)
+        return f"{parts.netloc}{parts.path}".rstrip("/") or "default"
 
     @property
     def id_authority(self) -> str:
@@ -278,6 +314,8 @@ def load_settings(
         key = ".".join(str(p) for p in err["loc"]) or "config"
         given = err.get("input")
         reason = err["msg"]
+        if isinstance(given, str) and key == "store_url":
+            given = redact_url(given)
         if not isinstance(given, dict):
             reason += f" (got {given!r})"
         raise ConfigError(key, reason, source=sources.get(key)) from e

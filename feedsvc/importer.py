@@ -34,7 +34,7 @@ from .errors import OldFeedError
 from .models import Article, Entry, FeedMeta
 from .render.feeds import article_link
 from .seeds import MONTH_SLOTS, slot
-from .store import Store, snapshot
+from .store import Store, snapshot_store
 
 FETCH_TIMEOUT = 30.0
 MAX_OLD_FEED_BYTES = 64 * 1024 * 1024
@@ -335,10 +335,11 @@ def import_ids(
     report = ImportReport()
     with tempfile.TemporaryDirectory(prefix="feedsvc-import-") as tmp:
         scratch = Path(tmp)
-        update: dict[str, Path] = {"feeds_dir": scratch / "feeds"}
-        if dry_run:
+        update: dict[str, Path | None] = {"feeds_dir": scratch / "feeds"}
+        if dry_run:  # on a scratch SQLite copy of the store, whichever backend it is
             update["state_dir"] = scratch / "state"
-            snapshot(settings.state_dir, update["state_dir"])
+            update["store_url"] = None
+            snapshot_store(settings, scratch / "state")
         work = Publisher(
             settings.model_copy(update=update),
             clock=publisher.clock,

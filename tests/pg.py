@@ -379,3 +379,17 @@ def wait_until(check: Any, *, timeout: float, interval: float = 0.01) -> float:
             raise TimeoutError(f"not within {timeout:g} s: {check}")
         time.sleep(interval)
     return time.monotonic() - start
+
+
+@pytest.fixture
+def pg_schema_url(pg_module_db: PgDatabase) -> Iterator[str]:
+    """A URL whose ``search_path`` is a fresh schema in the module's database (cheap: no new
+    database per test), dropped with everything in it afterwards."""
+    schema = f"s_{secrets.token_hex(6)}"
+    with pg_module_db.connect() as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{pg_module_db.url}?options=-csearch_path%3D{schema}"
+    finally:
+        with pg_module_db.connect() as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -25,9 +25,16 @@ NOW = datetime(2025, 1, 10, tzinfo=UTC)
 LATER = datetime(2025, 2, 1, tzinfo=UTC)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with SQLiteStore(tmp_path / "state" / "store.sqlite3") as s, s.transaction():
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The same rules on both backends (a fresh PostgreSQL schema per test)."""
+    if request.param == "sqlite":
+        opened: Store = SQLiteStore(tmp_path / "state" / "store.sqlite3")
+    else:
+        from feedsvc.store.postgres import PostgresStore
+
+        opened = PostgresStore(request.getfixturevalue("pg_schema_url"), site_id="example.org")
+    with opened as s, s.transaction():
         yield s
 
 

@@ -1,7 +1,9 @@
 """The store file: damage found at open, schema versions, online backup and restore (#7).
 
 Real stores written by real builds, damaged the way disks and people damage them; the CLI's
-answer must be one line naming the file and what to do.
+answer must be one line naming the file and what to do. SQLite only: these are about the file
+(its header, pages, WAL, online backup); what every backend shares (schema versions, migrations,
+the queries) runs on SQLite and PostgreSQL in tests/test_store_backends.py (#10).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from feedsvc.store import SQLiteStore as Store
 from .conftest import Project, seed_text
 from .harness import Daemon, make_site, seed_name, wait_for, write
 from .harness import feedsvc as run_feedsvc
+
+pytestmark = pytest.mark.sqlite_only
 
 ADVICE = "restore a backup with 'feedsvc store restore BACKUP'"
 

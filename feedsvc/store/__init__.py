@@ -1,10 +1,14 @@
 """The store: the only place that knows SQL, the database file and the driver's exceptions.
 
-Callers see the ``Store`` protocol and open one with ``open_store(settings)``; SQLite
-(``sqlite.py``) is the backend today. Every driver error leaves as a ``StoreError``.
+Callers see the ``Store`` protocol and open one with ``open_store(settings)``: SQLite
+(``sqlite.py``) unless ``store_url`` names a PostgreSQL database (``postgres.py``, imported only
+then). Both share the schema and the queries (``sql.py``). Every driver error leaves as a
+``StoreError``.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from ..config import Settings
 from .base import ArticleRow, FileState, Member, Stamp, Store, StoreSummary
@@ -36,10 +40,44 @@ __all__ = [
     "open_store",
     "restore_store",
     "snapshot",
+    "snapshot_store",
     "store_path",
 ]
 
 
 def open_store(settings: Settings, *, verify: bool = False) -> Store:
-    """The store of ``settings``; ``verify`` reads all of it first (SQLite's ``quick_check``)."""
+    """The store of ``settings``; ``verify`` reads all of it first (SQLite's ``quick_check``).
+
+    With a ``store_url``, the PostgreSQL store (``verify`` has nothing to do there: the server
+    checks its own pages).
+    """
+    if settings.store_url is not None:
+        from .postgres import PostgresStore  # psycopg only for a PostgreSQL store
+
+        return PostgresStore(settings.store_url, site_id=settings.site)
     return SQLiteStore(store_path(settings.state_dir), verify=verify)
+
+
+def snapshot_store(settings: Settings, into: Path) -> None:
+    """A consistent copy of the store of ``settings`` as a SQLite store in the state dir
+    ``into`` (a dry run's scratch store: whatever it does stays there).
+
+    From PostgreSQL, every table is read in one transaction and written to a new SQLite store.
+    """
+    if settings.store_url is None:
+        snapshot(settings.state_dir, into)
+        return
+    from .postgres import PostgresStore
+    from .sql import TABLES
+
+    with (
+        PostgresStore(settings.store_url, site_id=settings.site) as source,
+        source.transaction(),
+        SQLiteStore(store_path(into)) as target,
+        target.transaction(),
+    ):
+        for name in TABLES:
+            columns, rows = source.dump(name)
+            if name == "meta":
+                rows = [r for r in rows if r[0] != "schema"]
+            target.load(name, columns, rows)
