@@ -23,6 +23,7 @@ from .._atomic import write_atomic
 from ..models import MEDIA_TYPES, Format
 
 INDEX_FILE = "index.html"
+OPML_FILE = "feeds.opml"  # every feed in one OPML 2.0 subscription list (#11)
 TMP_DIR = ".tmp"  # temp files of atomic writes; hidden, so never served
 GZIP_SUFFIX = ".gz"
 GZIP_LEVEL = 6  # level 9 costs three times the time for 2 % less
@@ -34,6 +35,8 @@ ATOM_TYPE = MEDIA_TYPES["atom"] + CHARSET
 RSS_TYPE = MEDIA_TYPES["rss"] + CHARSET
 JSON_FEED_TYPE = MEDIA_TYPES["json"] + CHARSET
 SERVED_TYPES: dict[Format, str] = {"atom": ATOM_TYPE, "rss": RSS_TYPE, "json": JSON_FEED_TYPE}
+# OPML has no registered media type; text/x-opml is what feed readers and opml.org know it by.
+OPML_TYPE = "text/x-opml" + CHARSET
 
 Kind = Literal["feed", "archive", "index", "article", "gzip"]
 Stamp = tuple[int, int, int]  # (size, mtime_ns, inode) of an output, from one stat
@@ -59,6 +62,8 @@ def served_type(rel: str, names: Mapping[str, str]) -> str:
         return names[base]
     if is_archive_page(rel):
         return ATOM_TYPE
+    if base.endswith(".opml"):
+        return OPML_TYPE
     guessed, _ = mimetypes.guess_type(base)
     if guessed is None:
         return "application/octet-stream"
