@@ -38,7 +38,7 @@ SERVED_TYPES: dict[Format, str] = {"atom": ATOM_TYPE, "rss": RSS_TYPE, "json": J
 # OPML has no registered media type; text/x-opml is what feed readers and opml.org know it by.
 OPML_TYPE = "text/x-opml" + CHARSET
 
-Kind = Literal["feed", "archive", "index", "article", "gzip"]
+Kind = Literal["feed", "archive", "index", "article", "gzip", "opml"]
 Stamp = tuple[int, int, int]  # (size, mtime_ns, inode) of an output, from one stat
 
 
@@ -144,6 +144,7 @@ def summarize(files: Iterable[WrittenFile], *, limit: int = 20) -> str:
     feeds: dict[str, list[str]] = {}
     archives: dict[str, int] = {}
     html = gz = 0
+    opml = False
     for f in files:
         if f.kind == "feed" and f.feed is not None:
             feeds.setdefault(f.feed, []).append(f.path.rpartition("/")[2])
@@ -154,6 +155,8 @@ def summarize(files: Iterable[WrittenFile], *, limit: int = 20) -> str:
             html += 1
         elif f.kind == "gzip":
             gz += 1
+        elif f.kind == "opml":
+            opml = True
     parts: list[str] = []
     named = 0
     for name, docs in feeds.items():
@@ -171,6 +174,8 @@ def summarize(files: Iterable[WrittenFile], *, limit: int = 20) -> str:
         parts.append(f"{html} HTML page" + ("" if html == 1 else "s"))
     if gz:
         parts.append(f"{gz} .gz file" + ("" if gz == 1 else "s"))
+    if opml:
+        parts.append(OPML_FILE)
     return "; ".join(parts)
 
 

@@ -182,7 +182,7 @@ class Planner:
             )
             plan.documents.append(Document(INDEX_FILE, partial(bytes, index), "index"))
             opml = self._opml(store, specs)
-            plan.documents.append(Document(OPML_FILE, partial(bytes, opml), "index"))
+            plan.documents.append(Document(OPML_FILE, partial(bytes, opml), "opml"))
         if html:
             plan.pages = self._pages(store, changes, full, page_feeds)
             plan.remove += [f"{ARTICLES_DIR}/{key}.html" for key in sorted(changes.removed)]
