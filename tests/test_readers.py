@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -237,3 +238,46 @@ def test_a_new_parser_version_retitles_without_touching_updated_or_ids(
     assert "Rund zehn Prozent. Erster Absatz mit Inhalt" in {e.title for e in project.rss().entries}
     page = (project.feeds / "articles/0000000000000001.html").read_text(encoding="utf-8")
     assert "<h1>Rund zehn Prozent. Erster Absatz mit Inhalt</h1>" in page
+
+
+# --- the real corpus, split into categories as the issue's reader saw it ----------------------
+
+FOLDERS = ("Etat", "Inland", "Sport & Spiel")
+
+
+@pytest.mark.slow
+def test_corpus_in_categories_reads_right(project: Project, corpus_dir: Path) -> None:
+    """1,014 real articles in three folders: feed names, OPML, each page in its language."""
+    for i, f in enumerate(sorted(corpus_dir.iterdir())):
+        project.write_seed(f"{FOLDERS[i % 3]}/{f.name}", f.read_bytes())
+    # the corpus is German; two foreign articles beside it (the texts above)
+    project.write_seed("Inland/2000_00000000000000e1.txt", ENGLISH)
+    project.write_seed("Inland/2001_00000000000000f1.txt", FRENCH)
+    _build(project, "category_feeds = true\nmax_feed_bytes = 0\n")
+    feeds = project.feeds
+    titles = {
+        "Testfeed": "atom.xml",
+        "Testfeed: Etat": "category/etat/atom.xml",
+        "Testfeed: Inland": "category/inland/atom.xml",
+        "Testfeed: Sport & Spiel": "category/sport-spiel/atom.xml",
+    }
+    for title, path in titles.items():
+        assert parse_feed(feeds / path).feed.title == title
+    # the OPML lists every feed once, and every URL is a file the build wrote
+    base = "https://news.example.org/"
+    outlines = etree.parse(feeds / "feeds.opml").getroot().findall("body/outline")
+    assert [o.get("text") for o in outlines] == list(titles)
+    for o in outlines:
+        assert (feeds / (o.get("xmlUrl") or "").removeprefix(base)).is_file()
+    # every article page, through the strict HTML5 parser: its lang and its words agree
+    languages: dict[str, int] = {}
+    for page in sorted((feeds / "articles").iterdir()):
+        root = strict(page.read_bytes())
+        lang = str(root.get("lang"))
+        languages[lang] = languages.get(lang, 0) + 1
+        labels = pages._LABELS.get(lang.split("-")[0], pages._LABELS["en"])
+        meta = root.find(".//p[@class='meta']")
+        assert meta is not None
+        assert text_of(meta).startswith(labels["published"] + " "), (page.name, lang)
+        assert labels["subscribe"] in text_of(root)
+    assert languages == {"de-AT": 1014, "en": 1, "fr": 1}
