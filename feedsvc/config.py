@@ -43,6 +43,7 @@ DEFAULT_STATUS_PUBLIC = False
 DEFAULT_DEBOUNCE_SECONDS = 0.5
 DEFAULT_RESCAN_INTERVAL = 300.0
 DEFAULT_CACHE_MAX_AGE = 60
+DEFAULT_FEED_TTL_MINUTES = 15
 DEFAULT_MAX_FEED_BYTES = 512 * 1024
 DEFAULT_ARCHIVE_PAGE_SIZE = 50
 
@@ -70,6 +71,16 @@ class FeedConfig(BaseModel):
     keywords: tuple[str, ...] = ()
     since: date | None = None
     until: date | None = None
+
+
+class CategoryConfig(BaseModel):
+    """One ``[[categories]]`` table: how the feed of one folder of seeds/ is shown (#11)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    folder: str = Field(min_length=1)  # the folder's name in seeds/, as written
+    name: str | None = None  # shown instead of the folder's name: "<title>: <name>"
+    description: str = ""
 
 
 class Settings(BaseModel):
@@ -109,6 +120,8 @@ class Settings(BaseModel):
     serve: bool = DEFAULT_SERVE
     status_public: bool = DEFAULT_STATUS_PUBLIC  # /status (and /healthz's reason) to non-local
     cache_max_age: int = Field(default=DEFAULT_CACHE_MAX_AGE, ge=0, le=365 * 86400)
+    # The readers' poll hint (RSS <ttl>, in minutes; 0: none), apart from HTTP's max-age.
+    feed_ttl_minutes: int = Field(default=DEFAULT_FEED_TTL_MINUTES, ge=0, le=7 * 24 * 60)
     debounce_seconds: float = Field(default=DEFAULT_DEBOUNCE_SECONDS, ge=0, le=60)
     rescan_interval: float = Field(default=DEFAULT_RESCAN_INTERVAL, ge=1)
     rescan_cron: str | None = None
@@ -117,6 +130,7 @@ class Settings(BaseModel):
     # Subscribers: more feeds, archives, size budget, icons.
     feeds: tuple[FeedConfig, ...] = ()
     category_feeds: bool = False
+    categories: tuple[CategoryConfig, ...] = ()
     max_feed_bytes: int = Field(default=DEFAULT_MAX_FEED_BYTES, ge=0)
     archive_page_size: int = Field(default=DEFAULT_ARCHIVE_PAGE_SIZE, ge=0, le=10_000)
     gzip_feeds: bool = True

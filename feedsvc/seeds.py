@@ -378,6 +378,11 @@ def _article_language(
     )
 
 
+def _first_paragraph(blocks: list[dict[str, str]]) -> str:
+    """The text a short lead's title may go on with: the first block, if it is a paragraph."""
+    return blocks[0]["text"] if blocks and blocks[0]["kind"] == "paragraph" else ""
+
+
 def parse_seed(
     data: bytes,
     *,
@@ -478,7 +483,7 @@ def parse_seed(
             {
                 "key": seed_key(source),
                 "source": source,
-                "title": make_title(lead),
+                "title": make_title(lead, more=_first_paragraph(blocks)),
                 "lead": lead,
                 "body": blocks,
                 "published": published,

@@ -128,13 +128,13 @@ def test_garbage_over_a_valid_seed_keeps_last_valid_version(project: Project) ->
     assert result.exit_code == 1
     assert "001_00000000000000aa.txt:1: binary file (NUL byte at byte offset 16)" in result.output
     [entry] = project.atom().entries
-    assert entry.title == "Die gute Fassung"
+    assert entry.title == "Die gute Fassung. Erster Absatz mit Inhalt"  # a short lead goes on
     good.write_text(seed_text("Die reparierte Fassung."))
     result = project.build()
     assert result.exit_code == 0
     assert "1 changed" in result.output
     [entry] = project.atom().entries
-    assert entry.title == "Die reparierte Fassung"
+    assert entry.title == "Die reparierte Fassung. Erster Absatz mit Inhalt"
 
 
 def test_rename_keeps_the_id(project: Project) -> None:
@@ -158,12 +158,12 @@ def test_duplicate_keys_are_both_reported_and_nothing_is_overwritten(project: Pr
     assert "001_00000000000000aa.txt:1: duplicate key 00000000000000aa" in result.output
     assert "sub/002_00000000000000aa.txt:1: duplicate key 00000000000000aa" in result.output
     [entry] = project.atom().entries
-    assert entry.title == "Das Original"
+    assert entry.title == "Das Original. Erster Absatz mit Inhalt"
     (project.seeds / "001_00000000000000aa.txt").unlink()
     result = project.build()
     assert result.exit_code == 0, result.output
     [entry] = project.atom().entries
-    assert entry.title == "Der Eindringling"
+    assert entry.title == "Der Eindringling. Erster Absatz mit Inhalt"
     assert entry.id == "tag:news.example.org,2024-11-01:00000000000000aa"
 
 
@@ -185,7 +185,7 @@ def test_max_items_and_newest_first_with_nnn_order(project: Project) -> None:
         f.write("max_items = 3\n")
     assert project.build().exit_code == 0
     titles = [e.title for e in project.atom().entries]
-    assert titles == ["Artikel 4", "Artikel 3", "Artikel 2"]
+    assert titles == [f"Artikel {n}. Erster Absatz mit Inhalt" for n in (4, 3, 2)]
 
 
 def test_failed_write_leaves_store_and_feeds_as_before(
@@ -242,7 +242,11 @@ def test_feeds_parse_cleanly_from_the_public_api(project: Project) -> None:
     assert report.total == 1
     assert report.new == 1
     assert report.written[:3] == report.outputs
-    assert {p.name for p in report.written[3:]} == {"index.html", "98f79bfdbc50e318.html"}
+    assert {p.name for p in report.written[3:]} == {
+        "index.html",
+        "feeds.opml",
+        "98f79bfdbc50e318.html",
+    }
     assert [p.name for p in report.outputs] == ["atom.xml", "rss.xml", "feed.json"]
     for path in report.outputs[:2]:
         parse_feed(path)
@@ -258,7 +262,7 @@ def test_build_named_seeds_only_looks_at_those(project: Project) -> None:
     assert result.exit_code == 0, result.output
     assert "2 articles (0 new, 1 changed, 0 deleted, 0 errors)" in result.output
     titles = {e.title for e in project.atom().entries}
-    assert "Zweite Fassung" in titles
+    assert "Zweite Fassung. Erster Absatz mit Inhalt" in titles
     assert "Nicht genannt" not in titles
     other.unlink()
     named.unlink()

@@ -96,7 +96,7 @@ def test_a_failed_read_is_retried_even_when_size_and_mtime_stay(
     monkeypatch.undo()  # chmod by the admin: neither size nor mtime change
     result = project.build()
     assert result.exit_code == 0, result.output
-    assert [e.title for e in project.atom().entries] == ["Erst gesperrt"]
+    assert [e.title for e in project.atom().entries] == ["Erst gesperrt. Erster Absatz mit Inhalt"]
 
 
 def test_turning_language_detection_off_re_sorts_language_feeds(project: Project) -> None:

@@ -148,7 +148,7 @@ def test_a_name_that_is_not_utf8_is_one_rejected_seed(project: Project) -> None:
     assert done.err_lines == [line]
     assert done.out.startswith("1 article (1 new, 0 changed, 0 deleted, 1 errors)")
     [entry] = parse_feed(project.feeds / "atom.xml").entries
-    assert entry.title == "Gut"
+    assert entry.title == "Gut. Erster Absatz mit Inhalt"
     named = _run(project, "build", bad)
     assert (named.code, named.err_lines) == (1, [line]), named
     checked = _run(project, "check")
@@ -218,7 +218,7 @@ def test_a_same_size_edit_with_the_mtime_kept_is_published(project: Project) -> 
     assert done.code == 0, done
     assert "(0 new, 1 changed" in done.out
     titles = sorted(e.title for e in parse_feed(project.feeds / "atom.xml").entries)
-    assert titles == ["Meldung X", "Meldung Y"]
+    assert titles == [f"Meldung {c}. Erster Absatz mit Inhalt" for c in "XY"]
 
 
 # --- item 16 --------------------------------------------------------------------------------

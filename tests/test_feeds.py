@@ -159,7 +159,7 @@ def test_feed_extras_gzip_ttl_hub_icon_and_pages(project: Project) -> None:
         assert gzip.decompress((feeds / f"{name}.gz").read_bytes()) == (feeds / name).read_bytes()
     atom, rss = parse_feed(feeds / "atom.xml"), parse_feed(feeds / "rss.xml")
     assert atom.feed.icon == "https://news.example.org/icon.png"
-    assert rss.feed.ttl == "5"
+    assert rss.feed.ttl == "15"  # the poll hint (feed_ttl_minutes), not max-age (#11)
     # every entry's link resolves to a page in feeds/
     for entry in atom.entries:
         page = feeds / entry.link.removeprefix("https://news.example.org/")

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from feedsvc._text import CGJ, TITLE_MAX, title_stem
+from feedsvc._text import CGJ, TITLE_MAX, squash, title_stem, without_dateline
 from feedsvc.errors import FeedsvcError, SeedError, SeedParseError, SeedReadError
 from feedsvc.models import Article
 from feedsvc.seeds import MAX_BLOCKS, RawSeed, parse_seed, read_seed, seed_key
@@ -43,6 +43,14 @@ def parse_error(data: bytes | str, **kwargs: Any) -> SeedParseError:
 
 def seed(when: str = "2024-11", lead: str = "Ein Satz als Aufmacher.", body: str = "Text.") -> str:
     return f"date {when} {lead}\n\n{body}\n"
+
+
+def title_source(article: Article) -> str:
+    """The text a title is taken from: the lead, then (for a short lead) the first paragraph."""
+    first = article.body[0]
+    more = first.text if first.kind == "paragraph" else ""
+    rest = without_dateline(squash(more[: 4 * TITLE_MAX]))
+    return f"{article.lead.strip()} {rest}"
 
 
 def local(article: Article, tz: ZoneInfo = VIENNA) -> datetime:
@@ -299,8 +307,10 @@ def test_title_comes_from_the_lead() -> None:
     long = parse(seed(lead=" ".join(["Regierung"] * 30) + "."))
     assert long.title.endswith("…")
     assert len(long.title) <= 110
-    tiny = parse(seed(lead="."))
-    assert tiny.title == "."
+    tiny = parse(seed(lead="."))  # no sentence at all: the first paragraph's goes on
+    assert tiny.title == ". Text"
+    short = parse(seed(lead="Rund zehn Prozent.", body="Wien – So viele sind es. Mehr."))
+    assert short.title == "Rund zehn Prozent. So viele sind es"  # no fragment, no dateline
 
 
 # --- encodings, line ends, normalization ----------------------------------------------------
@@ -327,7 +337,7 @@ def test_decomposed_umlauts_become_composed() -> None:
     assert not unicodedata.is_normalized("NFC", decomposed)
     article = parse(seed(lead=decomposed, body="Ko\u0308ln."))
     assert article.lead == "M\u00fcller gr\u00fc\u00dft \u00d6sterreich."
-    assert article.title == "M\u00fcller gr\u00fc\u00dft \u00d6sterreich"
+    assert article.title == "M\u00fcller gr\u00fc\u00dft \u00d6sterreich. K\u00f6ln"
     assert article.body[0].text == "K\u00f6ln."
 
 
@@ -435,7 +445,7 @@ def test_adversarial_seeds_of_1_mib_parse(family: str) -> None:
         return
     article = parse(data, languages=("de", "en"))
     assert 0 < len(article.title) <= TITLE_MAX
-    assert article.lead.startswith(title_stem(article.title))
+    assert title_source(article).startswith(title_stem(article.title))
     assert unicodedata.is_normalized("NFC", article.lead)
 
 

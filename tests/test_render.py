@@ -163,7 +163,7 @@ def test_forbidden_characters_never_reach_the_xml_writer() -> None:
         for bad in (b"\x0b", b"\x1b", b"\x7f", b"\x01", "\x85".encode(), "\ufffe".encode()):
             assert bad not in xml
         [entry] = parsed(xml).entries
-        assert entry.title == "Ein Satz"
+        assert entry.title == "Ein Satz. Text mit Müll"
 
 
 def test_subheadings_render_as_h2() -> None:

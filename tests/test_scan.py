@@ -283,7 +283,7 @@ def test_an_edit_with_the_mtime_preserved_is_seen(project: Project) -> None:
     _edit_keeping_stat(path, "Meldung Nummer 0.", "Meldung Nummer X.")
     report = publisher.build()
     assert (report.changed, report.unchanged) == (1, 0)
-    assert project.atom().entries[0].title == "Meldung Nummer X"
+    assert project.atom().entries[0].title == "Meldung Nummer X. Erster Absatz mit Inhalt"
 
 
 def test_a_file_swapped_for_a_twin_with_the_same_stat_is_seen(project: Project) -> None:

@@ -288,9 +288,6 @@ def test_corpus_titles(corpus: list[Seed]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True, reason="parse_seed passes only the lead; it must pass the first paragraph too"
-)
 def test_parse_seed_titles_take_the_first_paragraph(corpus: list[Seed]) -> None:
     """Remove the marker when parse_seed calls ``make_title(lead, more=first paragraph)``."""
     assert [s.title for s in corpus] == [title(s.lead, s.more) for s in corpus]

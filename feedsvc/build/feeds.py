@@ -48,7 +48,9 @@ class FeedSet:
             base.model_copy(
                 update={
                     "name": f.name,
-                    "title": f.title or f"{s.title}: {f.name}",
+                    # the main feed keeps the site's title ("all" is no name for readers)
+                    "title": f.title
+                    or (s.title if f.name == ROOT_FEED else f"{s.title}: {f.name}"),
                     "subtitle": f.description or s.subtitle,
                     "max_items": f.max_items or s.max_items,
                     "formats": f.formats,
@@ -71,13 +73,17 @@ class FeedSet:
         specs = list(self.configured)
         if self.settings.category_feeds:
             s = self.settings
+            shown = {slug(c.folder): c for c in s.categories}
             for name in store.member_feeds(CATEGORY_PREFIX):
-                folder = name.removeprefix(CATEGORY_PREFIX)
+                config = shown.get(name.removeprefix(CATEGORY_PREFIX))
+                folder = config.name if config and config.name else self._folder(store, name)
                 specs.append(
                     FeedSpec(
                         name=name,
                         title=f"{s.title}: {folder}",
-                        subtitle=s.subtitle,
+                        subtitle=config.description
+                        if config and config.description
+                        else s.subtitle,
                         max_items=s.max_items,
                         directory=f"{name}/",
                         atom_file=s.atom_file,
@@ -86,6 +92,13 @@ class FeedSet:
                     )
                 )
         return specs
+
+    @staticmethod
+    def _folder(store: Store, name: str) -> str:
+        """The category's folder as written (``Etat``), from its newest article's path."""
+        newest = store.feed_articles(name, 1)
+        category = category_of(newest[0].source) if newest else None
+        return category or name.removeprefix(CATEGORY_PREFIX)
 
     def feeds_for(self, article: Article) -> list[str]:
         """The names of the feeds ``article`` belongs in (pure: filters and its folder)."""

@@ -21,7 +21,9 @@ from ..config import Settings
 from ..models import FeedMeta, FeedSpec
 from ..render.pages import Site
 
-PARSER_VERSION = "2"  # 2: titles cut at clause boundaries, quotes and brackets closed (#11)
+# 2: titles cut at clause boundaries, quotes and brackets closed (#11)
+# 3: a short lead's title goes on into the first paragraph (#11)
+PARSER_VERSION = "3"
 
 
 def fingerprint(*parts: str) -> str:
@@ -87,5 +89,6 @@ def render(settings: Settings, meta: FeedMeta, site: Site, membership_fp: str, v
         site.model_dump_json(),
         str(settings.gzip_feeds),
         str(settings.html_pages),
+        json.dumps([c.model_dump(mode="json") for c in settings.categories]),
         membership_fp,
     )

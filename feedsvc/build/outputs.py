@@ -23,6 +23,7 @@ from .._atomic import write_atomic
 from ..models import MEDIA_TYPES, Format
 
 INDEX_FILE = "index.html"
+OPML_FILE = "feeds.opml"  # every feed in one OPML 2.0 subscription list (#11)
 TMP_DIR = ".tmp"  # temp files of atomic writes; hidden, so never served
 GZIP_SUFFIX = ".gz"
 GZIP_LEVEL = 6  # level 9 costs three times the time for 2 % less
@@ -34,8 +35,10 @@ ATOM_TYPE = MEDIA_TYPES["atom"] + CHARSET
 RSS_TYPE = MEDIA_TYPES["rss"] + CHARSET
 JSON_FEED_TYPE = MEDIA_TYPES["json"] + CHARSET
 SERVED_TYPES: dict[Format, str] = {"atom": ATOM_TYPE, "rss": RSS_TYPE, "json": JSON_FEED_TYPE}
+# OPML has no registered media type; text/x-opml is what feed readers and opml.org know it by.
+OPML_TYPE = "text/x-opml" + CHARSET
 
-Kind = Literal["feed", "archive", "index", "article", "gzip"]
+Kind = Literal["feed", "archive", "index", "article", "gzip", "opml"]
 Stamp = tuple[int, int, int]  # (size, mtime_ns, inode) of an output, from one stat
 
 
@@ -59,6 +62,8 @@ def served_type(rel: str, names: Mapping[str, str]) -> str:
         return names[base]
     if is_archive_page(rel):
         return ATOM_TYPE
+    if base.endswith(".opml"):
+        return OPML_TYPE
     guessed, _ = mimetypes.guess_type(base)
     if guessed is None:
         return "application/octet-stream"
@@ -139,6 +144,7 @@ def summarize(files: Iterable[WrittenFile], *, limit: int = 20) -> str:
     feeds: dict[str, list[str]] = {}
     archives: dict[str, int] = {}
     html = gz = 0
+    opml = False
     for f in files:
         if f.kind == "feed" and f.feed is not None:
             feeds.setdefault(f.feed, []).append(f.path.rpartition("/")[2])
@@ -149,6 +155,8 @@ def summarize(files: Iterable[WrittenFile], *, limit: int = 20) -> str:
             html += 1
         elif f.kind == "gzip":
             gz += 1
+        elif f.kind == "opml":
+            opml = True
     parts: list[str] = []
     named = 0
     for name, docs in feeds.items():
@@ -166,6 +174,8 @@ def summarize(files: Iterable[WrittenFile], *, limit: int = 20) -> str:
         parts.append(f"{html} HTML page" + ("" if html == 1 else "s"))
     if gz:
         parts.append(f"{gz} .gz file" + ("" if gz == 1 else "s"))
+    if opml:
+        parts.append(OPML_FILE)
     return "; ".join(parts)
 
 

@@ -10,7 +10,6 @@ holds. The writer (``outputs``) then only writes files.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,12 +22,13 @@ from ..config import Settings
 from ..models import ARTICLES_DIR, Entry, FeedMeta, FeedSpec, Format, Paging
 from ..render.feeds import fit, render_atom, render_rss
 from ..render.jsonfeed import render_json
+from ..render.opml import OpmlFeed, render_opml
 from ..render.pages import PageFeed, Site, render_article, render_index
 from ..store import Stamp, Store
 from . import fingerprints
 from .feeds import FeedSet
 from .ledger import Changes
-from .outputs import INDEX_FILE, Document, unlike_manifest, url
+from .outputs import INDEX_FILE, OPML_FILE, Document, unlike_manifest, url
 
 INDEX_ARTICLES = 30
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a store older than #8 that never saw an article
@@ -78,7 +78,7 @@ class Planner:
             icon=urljoin(base, settings.icon) if settings.icon else None,
             logo=urljoin(base, settings.logo) if settings.logo else None,
             favicon=urljoin(base, settings.favicon) if settings.favicon else None,
-            ttl_minutes=max(1, math.ceil(settings.cache_max_age / 60)),
+            ttl_minutes=settings.feed_ttl_minutes or None,
             max_bytes=settings.max_feed_bytes or None,
         )
         self.site = Site(
@@ -115,6 +115,7 @@ class Planner:
                 out[spec.archive_file(page)] = ("page", spec.name, page)
         if self.settings.html_pages:
             out[INDEX_FILE] = ("index", "", 0)
+            out[OPML_FILE] = ("index", "", 0)
             for key in store.live_keys():
                 out[f"{ARTICLES_DIR}/{key}.html"] = ("article", key, 0)
         return out
@@ -165,20 +166,28 @@ class Planner:
             PageFeed(
                 name=s.name,
                 title=s.title,
-                description=s.subtitle,
+                # only a feed's own description: the site's is in the index's header
+                description="" if s.subtitle == self.site.subtitle else s.subtitle,
                 links={fmt: url(self.meta.base_url, s.file(fmt)) for fmt in s.formats},
             )
             for s in specs
         ]
         html = self.settings.html_pages
         if html and (full or changes.feeds or changes.index):
-            index = render_index(self.site, page_feeds, store.live_articles(INDEX_ARTICLES))
+            index = render_index(
+                self.site,
+                page_feeds,
+                store.live_articles(INDEX_ARTICLES),
+                opml=url(self.meta.base_url, OPML_FILE),
+            )
             plan.documents.append(Document(INDEX_FILE, partial(bytes, index), "index"))
+            opml = self._opml(store, specs)
+            plan.documents.append(Document(OPML_FILE, partial(bytes, opml), "opml"))
         if html:
             plan.pages = self._pages(store, changes, full, page_feeds)
             plan.remove += [f"{ARTICLES_DIR}/{key}.html" for key in sorted(changes.removed)]
         elif full:
-            plan.remove.append(INDEX_FILE)
+            plan.remove += [INDEX_FILE, OPML_FILE]
         owned = self.owned(store, specs)
         plan.owned = set(owned)
         plan.remove += sorted(set(manifest) - plan.owned)  # feeds, pages and archives gone
@@ -189,6 +198,22 @@ class Planner:
                     folder = spec.archive_file(0).rpartition("/")[0] + "/"
                     plan.sweep.append((folder, _is_archive_page))
         return plan
+
+    def _opml(self, store: Store, specs: Sequence[FeedSpec]) -> bytes:
+        """``feeds.opml``: every feed, dated by the newest article's content (never "now")."""
+        feeds = [
+            OpmlFeed(
+                title=s.title,
+                description=s.subtitle,
+                language=s.language or self.site.language,
+                links={fmt: url(self.meta.base_url, s.file(fmt)) for fmt in s.formats},
+            )
+            for s in specs
+        ]
+        html_url = url(self.meta.base_url, INDEX_FILE)
+        newest = store.live_articles(1)
+        modified = newest[0].updated if newest else self._empty_feed_date(store)
+        return render_opml(self.site.title, feeds, html_url=html_url, modified=modified)
 
     def _empty_feed_date(self, store: Store) -> datetime:
         """What an empty feed is dated with: the newest date the store knows (never "now")."""

@@ -29,7 +29,9 @@ FORMATS: dict[str, tuple[str, str]] = {
     "json": ("JSON Feed", MEDIA_TYPES["json"]),
 }
 
-# The few words of page chrome, by primary language subtag; anything else gets English.
+# The few words of page chrome, by primary language subtag, for every language the detector
+# may give an article (``DEFAULT_LANGUAGES``): a page speaks its article's language, the index
+# the site's. Anything else gets English.
 _LABELS: dict[str, dict[str, str]] = {
     "en": {
         "feeds": "Feeds",
@@ -40,6 +42,7 @@ _LABELS: dict[str, dict[str, str]] = {
         "updated": "updated",
         "back": "All articles",
         "made_with": "Made with",
+        "opml": "Subscribe to all feeds (OPML)",
     },
     "de": {
         "feeds": "Feeds",
@@ -50,6 +53,40 @@ _LABELS: dict[str, dict[str, str]] = {
         "updated": "aktualisiert",
         "back": "Alle Artikel",
         "made_with": "Erstellt mit",
+        "opml": "Alle Feeds abonnieren (OPML)",
+    },
+    "fr": {
+        "feeds": "Flux",
+        "subscribe": "S’abonner",
+        "newest": "Articles récents",
+        "none": "Aucun article pour l’instant.",
+        "published": "Publié le",
+        "updated": "mis à jour le",
+        "back": "Tous les articles",
+        "made_with": "Réalisé avec",
+        "opml": "S’abonner à tous les flux (OPML)",
+    },
+    "it": {
+        "feeds": "Feed",
+        "subscribe": "Abbonati",
+        "newest": "Articoli recenti",
+        "none": "Ancora nessun articolo.",
+        "published": "Pubblicato il",
+        "updated": "aggiornato il",
+        "back": "Tutti gli articoli",
+        "made_with": "Realizzato con",
+        "opml": "Abbonati a tutti i feed (OPML)",
+    },
+    "es": {
+        "feeds": "Fuentes",
+        "subscribe": "Suscribirse",
+        "newest": "Artículos recientes",
+        "none": "Todavía no hay artículos.",
+        "published": "Publicado el",
+        "updated": "actualizado el",
+        "back": "Todos los artículos",
+        "made_with": "Hecho con",
+        "opml": "Suscribirse a todas las fuentes (OPML)",
     },
 }
 
@@ -150,16 +187,22 @@ def _render(template: str, **context: Any) -> bytes:
     return _environment().get_template(template).render(**context).encode("utf-8")
 
 
-def _common(site: Site, feeds: Sequence[PageFeed]) -> Mapping[str, Any]:
+def _common(site: Site, feeds: Sequence[PageFeed], language: str) -> Mapping[str, Any]:
     return {
         "site": site,
         "feeds": _feeds(feeds),
-        "labels": _labels(site.language),
+        "labels": _labels(language),
     }
 
 
-def render_index(site: Site, feeds: Sequence[PageFeed], articles: Sequence[Article]) -> bytes:
-    """``index.html``: the feeds with subscribe links, then ``articles`` in the order given."""
+def render_index(
+    site: Site, feeds: Sequence[PageFeed], articles: Sequence[Article], *, opml: str | None = None
+) -> bytes:
+    """``index.html``: the feeds with subscribe links, then ``articles`` in the order given.
+
+    ``opml``: the URL of ``feeds.opml``, linked in the head (``rel="outline"``) and below the
+    feeds.
+    """
     items = [
         {
             "title": a.title,
@@ -169,7 +212,13 @@ def render_index(site: Site, feeds: Sequence[PageFeed], articles: Sequence[Artic
         }
         for a in articles
     ]
-    return _render("index.html", lang=site.language, articles=items, **_common(site, feeds))
+    return _render(
+        "index.html",
+        lang=site.language,
+        articles=items,
+        opml=opml,
+        **_common(site, feeds, site.language),
+    )
 
 
 def render_article(site: Site, article: Article, feeds: Sequence[PageFeed]) -> bytes:
@@ -184,5 +233,5 @@ def render_article(site: Site, article: Article, feeds: Sequence[PageFeed]) -> b
         published=_date(article.published, tz),
         updated=updated,
         content=Markup(article_html(article)),  # safe: built from escaped text
-        **_common(site, feeds),
+        **_common(site, feeds, article.language),
     )
