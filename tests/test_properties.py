@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import feedparser
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from feedsvc._text import TITLE_MAX, title_stem
@@ -152,6 +152,13 @@ class _Text(HTMLParser):
             self.blocks[-1] += data
 
 
+def _feedparser_recodes(text: str) -> bool:
+    try:
+        return text.encode("iso-8859-1").decode("utf-8") != text
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return False
+
+
 def _blocks(html: str) -> list[str]:
     parser = _Text()
     parser.feed(html)
@@ -171,6 +178,10 @@ def test_any_text_renders_escaped_and_intact(lead: str, body: list[str]) -> None
         return
     article = article.model_copy(update={"entry_id": "tag:example.org,2024-01-01:" + article.key})
     expected = [article.lead, *(b.text for b in article.body)]
+    # feedparser "repairs" text that reads as UTF-8 once encoded as Latin-1 (its mixin.py: data
+    # taken for ISO-8859-1 and re-encoded), so 'Â¡' comes back '¡'; our bytes are right there
+    assume(not _feedparser_recodes(article.title))
+    assume(not _feedparser_recodes("\n".join(expected)))
     for render in (render_atom, render_rss):
         xml = render([article], SPEC, META)
         assert b"<script" not in xml
