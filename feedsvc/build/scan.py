@@ -69,6 +69,25 @@ class ScanResult:
     started_ns: int = 0  # wall clock before the first stat, for the racy-clean rule
 
 
+def _unchanged(full: str, rel: str, prev: FileState, racy_ns: int) -> FileResult | None:
+    """``scan_one``'s first test alone, on a plain string: the stat proves ``rel`` unchanged.
+
+    None: it may have changed, or cannot be stat'ed (``scan_one`` then looks properly).
+    """
+    if prev.file_hash is None or prev.error is not None or prev.path != rel:
+        return None
+    try:
+        st = os.stat(full)
+    except OSError:
+        return None
+    stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    if (prev.size, prev.mtime_ns, prev.ctime_ns, prev.inode) != stamp:
+        return None
+    if max(st.st_mtime_ns, st.st_ctime_ns) >= racy_ns:
+        return None
+    return FileResult(rel, *stamp, prev.file_hash, unchanged=True, prev=prev)
+
+
 class Scanner:
     """Reads the seeds folder of one set of settings."""
 
@@ -144,11 +163,21 @@ class Scanner:
             if explicit and problems:
                 raise SeedPathError(problems)
 
+        prefix = os.path.join(self.seeds, "")  # plain strings: pathlib costs more than the stat
+        trust_stat = paths is None and not reparse_all
+
         def results() -> Iterator[FileResult]:
             for path in gone:
                 yield FileResult(path, gone=True)
             for path, rel in sorted(listing.items()):
                 prev = states.get(path)
+                if trust_stat and prev is not None and path not in shared:
+                    result = _unchanged(prefix + rel, rel, prev, racy)
+                    if result is not None:  # the stat proves it (most files of a full scan)
+                        if on_file is not None:
+                            on_file(rel)
+                        yield result
+                        continue
                 result = self.scan_one(
                     rel,
                     prev,

@@ -454,7 +454,16 @@ class SQLiteStore:
             rows = [r for p in paths for r in self._db.execute(sql + " WHERE path = ?", (p,))]
         return {
             r[0]: FileState(
-                r[0], r[1], r[2], r[3], r[4], r[5], r[6], tuple(json.loads(r[7])), r[8], r[9]
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                () if r[7] == "[]" else tuple(json.loads(r[7])),  # most have none
+                r[8],
+                r[9],
             )
             for r in rows
         }
@@ -701,9 +710,24 @@ class SQLiteStore:
         return [Entry.model_validate_json(r[0]) for r in rows]
 
     # --- the output manifest: what the builds wrote into feeds/, as they left it ---------------
-    def output_stamps(self) -> dict[str, Stamp]:
-        """Every output's (size, mtime_ns, inode) as recorded right after it was written."""
-        rows = self._db.execute("SELECT path, size, mtime_ns, inode FROM outputs")
+    def output_stamps(
+        self, paths: Iterable[str] | None = None, *, skip_folder: str | None = None
+    ) -> dict[str, Stamp]:
+        """Every output's (size, mtime_ns, inode) as recorded right after it was written.
+
+        Or only those of ``paths``, or all but those under ``skip_folder`` (an incremental
+        build leaves the many article pages it does not write alone).
+        """
+        sql = "SELECT path, size, mtime_ns, inode FROM outputs"
+        rows: Iterable[tuple[Any, ...]]
+        if paths is not None:
+            sql += " WHERE path = ?"
+            rows = [r for p in paths for r in self._db.execute(sql, (p,))]
+        elif skip_folder is not None:  # a range on the primary key: "folder/" .. "folder0"
+            start = skip_folder.rstrip("/") + "/"
+            rows = self._db.execute(sql + " WHERE path < ? OR path >= ?", (start, start[:-1] + "0"))
+        else:
+            rows = self._db.execute(sql)
         return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
     def record_outputs(self, stamps: Mapping[str, Stamp | None]) -> None:
