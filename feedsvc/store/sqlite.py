@@ -468,6 +468,16 @@ class SQLiteStore:
             for r in rows
         }
 
+    def file_stamps(self) -> dict[str, tuple[int, int, int, int] | None]:
+        """Every file's (size, mtime_ns, ctime_ns, inode) as last read; None when its stat
+        proves nothing (never hashed, or rejected: it is read again). Far lighter than
+        ``file_states`` for a full scan in which most files are unchanged."""
+        rows = self._db.execute(
+            "SELECT path, size, mtime_ns, ctime_ns, inode,"
+            " file_hash IS NOT NULL AND error IS NULL FROM files"
+        )
+        return {r[0]: (r[1], r[2], r[3], r[4]) if r[5] else None for r in rows}
+
     def put_file(self, state: FileState) -> None:
         self._db.execute(
             "INSERT INTO files (path, key, size, mtime_ns, file_hash, error, error_line, warnings,"
