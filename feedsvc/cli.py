@@ -1,4 +1,7 @@
-"""The command line: a thin shell that loads settings, calls one library function, reports."""
+"""The command line: a thin shell that loads settings, calls one library function, reports.
+
+The library is imported inside the commands, so ``--version`` and ``--help`` load click only.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +9,16 @@ import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
 from ._version import __version__
-from .build.publisher import LOCK_TIMEOUT, BuildReport, MaxDelete, Publisher
-from .config import Settings, load_settings
 from .errors import FeedsvcError, SeedPathError
+
+if TYPE_CHECKING:
+    from .build.publisher import BuildReport, MaxDelete, Publisher
+    from .config import Settings
 
 PROGRESS_MIN_FILES = 200
 WEBSUB_CLOSE_SECONDS = 5.0  # how long `feedsvc build` waits for its hub pings
@@ -78,6 +83,8 @@ def _plural(count: int, word: str) -> str:
 
 
 def _settings(config: Path | None, seeds: Path | None, feeds: Path | None) -> Settings:
+    from .config import load_settings
+
     overrides = {"seeds_dir": seeds, "feeds_dir": feeds, "store_url": _store_url()}
     return load_settings(config=config, overrides=overrides)
 
@@ -147,6 +154,8 @@ def build(
       feedsvc build seeds/042_0123456789abcdef.txt
       feedsvc build --max-delete all   # after removing most seeds on purpose
     """
+    from .build.publisher import Publisher
+
     try:
         publisher = Publisher(_settings(config, seeds, feeds))
         with _progress(publisher, quiet or bool(only)) as bar:
@@ -200,6 +209,8 @@ def check(
     Example:
       feedsvc check --seeds seeds/
     """
+    from .build.publisher import Publisher
+
     try:
         publisher = Publisher(_settings(config, seeds, feeds))
         with _progress(publisher, quiet) as bar:
@@ -277,6 +288,7 @@ def run(
       feedsvc run --port 0 --log-format json
       feedsvc run --no-serve --feeds /var/www/feeds
     """
+    from .config import load_settings
     from .service.daemon import run as run_daemon
     from .service.logs import setup_logging
 
@@ -390,6 +402,8 @@ def migrate_store(url: str, config: Path | None) -> None:
     Example:
       feedsvc migrate-store --to postgresql://feedsvc:secret@db.example.org/news --config config/
     """
+    from .build.publisher import LOCK_TIMEOUT
+    from .config import load_settings
     from .store.migrate import migrate_store as run_migrate
 
     try:
@@ -504,6 +518,7 @@ def store_restore(backup: Path, config: Path | None) -> None:
     Example:
       feedsvc store restore /var/backups/feedsvc.sqlite3 --config config/
     """
+    from .build.publisher import LOCK_TIMEOUT
     from .store import REPLACED_SUFFIX, restore_store
 
     try:

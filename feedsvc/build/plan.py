@@ -101,8 +101,14 @@ class Planner:
         return [spec.file(fmt) for fmt in spec.formats]
 
     # --- the outputs the store's state says feeds/ holds --------------------------------------
-    def owned(self, store: Store, specs: Sequence[FeedSpec]) -> dict[str, Output]:
-        """Every file the store's state says feeds/ holds, and what writes it."""
+    def owned(
+        self, store: Store, specs: Sequence[FeedSpec], *, pages: bool = True
+    ) -> dict[str, Output]:
+        """Every file the store's state says feeds/ holds, and what writes it.
+
+        ``pages=False``: all but the article pages (one per article: an incremental build
+        names the few it touches itself).
+        """
         out: dict[str, Output] = {}
         gzipped = self.settings.gzip_feeds
         for spec in specs:
@@ -116,7 +122,7 @@ class Planner:
         if self.settings.html_pages:
             out[INDEX_FILE] = ("index", "", 0)
             out[OPML_FILE] = ("index", "", 0)
-            for key in store.live_keys():
+            for key in store.live_keys() if pages else ():
                 out[f"{ARTICLES_DIR}/{key}.html"] = ("article", key, 0)
         return out
 
@@ -143,19 +149,34 @@ class Planner:
                 changes.index = True
 
     # --- the plan -------------------------------------------------------------------------------
-    def plan(self, store: Store, changes: Changes) -> Plan:
+    def plan(self, store: Store, changes: Changes, *, check_all: bool = True) -> Plan:
         """Settle archive places for what ``changes`` touched and list the documents to write.
 
         Everything is planned when the outputs are not ours (new settings, no manifest), and
-        anything missing or damaged in feeds/ is planned again.
+        anything missing or damaged in feeds/ is planned again: every output (``check_all``,
+        a full build), or else (an incremental build, whose cost must not grow with the
+        corpus) the feed documents, the index and the archive and article pages it touches.
         """
         self._empty_date = None
         specs = self.feeds.specs(store)
-        manifest = store.output_stamps()
+        touched = sorted(changes.articles | changes.removed)
+        if check_all:
+            manifest = store.output_stamps()
+        else:  # the article pages this build touches, and every other output
+            manifest = store.output_stamps(skip_folder=ARTICLES_DIR)
+            manifest |= store.output_stamps(f"{ARTICLES_DIR}/{key}.html" for key in touched)
         full = store.get_meta("render_fp") != self.render_fp or not manifest
         plan = Plan(full=full)
         if not full:
-            self._check(self.owned(store, specs), manifest, changes, plan.suspect)
+            owned = self.owned(store, specs, pages=check_all)
+            if not check_all:
+                owned = {
+                    rel: out
+                    for rel, out in owned.items()
+                    if out[0] != "page" or (out[1], out[2]) in changes.pages
+                }
+                owned |= {f"{ARTICLES_DIR}/{k}.html": ("article", k, 0) for k in changes.articles}
+            self._check(owned, manifest, changes, plan.suspect)
             if not changes:
                 plan.idle = True
                 return plan
@@ -188,8 +209,10 @@ class Planner:
             plan.remove += [f"{ARTICLES_DIR}/{key}.html" for key in sorted(changes.removed)]
         elif full:
             plan.remove += [INDEX_FILE, OPML_FILE]
-        owned = self.owned(store, specs)
-        plan.owned = set(owned)
+        every = check_all or full
+        plan.owned = set(self.owned(store, specs, pages=every))
+        if not every:  # as the manifest read above: the article pages this build touches
+            plan.owned |= {f"{ARTICLES_DIR}/{a.key}.html" for a in store.articles(touched)}
         plan.remove += sorted(set(manifest) - plan.owned)  # feeds, pages and archives gone
         if full:  # files no build of ours would write now (deleted while we were not looking)
             plan.sweep.append((f"{ARTICLES_DIR}/", _is_page))

@@ -195,7 +195,8 @@ class Publisher:
                 if scan.full:
                     store.set_meta("parse_fp", self.scanner.parse_fp)
                     store.set_meta("scan_ns", str(scan.started_ns))
-                plan = self.planner.plan(store, ledger.changes)  # the last store writes
+                # the last store writes; an incremental build checks only what it touches
+                plan = self.planner.plan(store, ledger.changes, check_all=scan.full)
                 if not plan.idle:
                     written = self.writer.write(
                         chain(plan.documents, plan.pages),  # pages one at a time

@@ -69,6 +69,25 @@ class ScanResult:
     started_ns: int = 0  # wall clock before the first stat, for the racy-clean rule
 
 
+def _unchanged(
+    full: str, rel: str, recorded: tuple[int, int, int, int], racy_ns: int
+) -> FileResult | None:
+    """``scan_one``'s first test alone, on a plain string: the stat proves ``rel`` unchanged.
+
+    The result carries no hash and no ``prev``: the stat is the one recorded, so the ledger
+    has nothing to update. None: it may have changed, or cannot be stat'ed (``scan_one``
+    then looks properly).
+    """
+    try:
+        st = os.stat(full)
+    except OSError:
+        return None
+    stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    if recorded != stamp or max(st.st_mtime_ns, st.st_ctime_ns) >= racy_ns:
+        return None
+    return FileResult(rel, *stamp, unchanged=True)
+
+
 class Scanner:
     """Reads the seeds folder of one set of settings."""
 
@@ -119,10 +138,16 @@ class Scanner:
         reparse_all = store.get_meta("parse_fp") != self.parse_fp
         # git's racy-clean rule: a stat recorded too close to a full scan's start proves nothing
         racy = int(store.get_meta("scan_ns") or 0) - racy_ns
+        stamps: dict[str, tuple[int, int, int, int] | None] = {}
         if paths is None:
             listing = {stored_path(rel): rel for rel in self.list_seeds()}
-            states = store.file_states()
-            gone = sorted(set(states) - set(listing))
+            if reparse_all:  # every file is read: every state is needed
+                states = store.file_states()
+                known: Iterable[str] = states
+            else:  # most files are unchanged: a stamp each, a state only for the others
+                states, stamps = {}, store.file_stamps()
+                known = stamps
+            gone = sorted(set(known) - set(listing))
             shared = {p for group in store.duplicate_paths().values() for p in group}
         else:
             require_seeds_dir(self.seeds)
@@ -144,11 +169,24 @@ class Scanner:
             if explicit and problems:
                 raise SeedPathError(problems)
 
+        prefix = os.path.join(self.seeds, "")  # plain strings: pathlib costs more than the stat
+
         def results() -> Iterator[FileResult]:
             for path in gone:
                 yield FileResult(path, gone=True)
             for path, rel in sorted(listing.items()):
-                prev = states.get(path)
+                if path in stamps:
+                    stamp = stamps[path]
+                    if stamp is not None and path == rel and path not in shared:
+                        result = _unchanged(prefix + rel, rel, stamp, racy)
+                        if result is not None:  # the stat proves it (most files of a full scan)
+                            if on_file is not None:
+                                on_file(rel)
+                            yield result
+                            continue
+                    prev = store.file_states([path]).get(path)
+                else:
+                    prev = states.get(path)
                 result = self.scan_one(
                     rel,
                     prev,

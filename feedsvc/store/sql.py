@@ -239,10 +239,29 @@ class SQLStore:
             rows = [r for p in paths for r in self._db.execute(sql + " WHERE path = ?", (p,))]
         return {
             r[0]: FileState(
-                r[0], r[1], r[2], r[3], r[4], r[5], r[6], tuple(json.loads(r[7])), r[8], r[9]
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                () if r[7] == "[]" else tuple(json.loads(r[7])),  # most have none
+                r[8],
+                r[9],
             )
             for r in rows
         }
+
+    def file_stamps(self) -> dict[str, tuple[int, int, int, int] | None]:
+        """Every file's (size, mtime_ns, ctime_ns, inode) as last read; None when its stat
+        proves nothing (never hashed, or rejected: it is read again). Far lighter than
+        ``file_states`` for a full scan in which most files are unchanged."""
+        rows = self._db.execute(
+            "SELECT path, size, mtime_ns, ctime_ns, inode,"
+            " file_hash IS NOT NULL AND error IS NULL FROM files"
+        )
+        return {r[0]: (r[1], r[2], r[3], r[4]) if r[5] else None for r in rows}
 
     def put_file(self, state: FileState) -> None:
         self._db.execute(
@@ -486,9 +505,24 @@ class SQLStore:
         return [Entry.model_validate_json(r[0]) for r in rows]
 
     # --- the output manifest: what the builds wrote into feeds/, as they left it ---------------
-    def output_stamps(self) -> dict[str, Stamp]:
-        """Every output's (size, mtime_ns, inode) as recorded right after it was written."""
-        rows = self._db.execute("SELECT path, size, mtime_ns, inode FROM outputs")
+    def output_stamps(
+        self, paths: Iterable[str] | None = None, *, skip_folder: str | None = None
+    ) -> dict[str, Stamp]:
+        """Every output's (size, mtime_ns, inode) as recorded right after it was written.
+
+        Or only those of ``paths``, or all but those under ``skip_folder`` (an incremental
+        build leaves the many article pages it does not write alone).
+        """
+        sql = "SELECT path, size, mtime_ns, inode FROM outputs"
+        rows: Iterable[tuple[Any, ...]]
+        if paths is not None:
+            sql += " WHERE path = ?"
+            rows = [r for p in paths for r in self._db.execute(sql, (p,))]
+        elif skip_folder is not None:  # a range on the primary key: "folder/" .. "folder0"
+            start = skip_folder.rstrip("/") + "/"
+            rows = self._db.execute(sql + " WHERE path < ? OR path >= ?", (start, start[:-1] + "0"))
+        else:
+            rows = self._db.execute(sql)
         return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
     def record_outputs(self, stamps: Mapping[str, Stamp | None]) -> None:
