@@ -242,7 +242,7 @@ def test_feeds_parse_cleanly_from_the_public_api(project: Project) -> None:
     assert report.total == 1
     assert report.new == 1
     assert report.written[:3] == report.outputs
-    assert {p.name for p in report.written[3:]} == {"index.html", "98f79bfdbc50e318.html"}
+    assert {p.name for p in report.written[3:]} == {"index.html", "1.html", "98f79bfdbc50e318.html"}
     assert [p.name for p in report.outputs] == ["atom.xml", "rss.xml", "feed.json"]
     for path in report.outputs[:2]:
         parse_feed(path)

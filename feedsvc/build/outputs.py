@@ -62,7 +62,8 @@ def is_archive_page(rel: str) -> bool:
 def served_type(rel: str, names: Mapping[str, str]) -> str:
     """The served type of the file at ``rel``: by the feed file names ``names``, then by suffix.
 
-    Archive pages are in their chain's format (``.xml`` Atom, ``.rss``, ``.json``); anything textual gets ``charset=utf-8``.
+    Archive pages are in their chain's format (``.xml`` Atom, ``.rss``, ``.json``); anything
+    textual gets ``charset=utf-8``.
     """
     base = rel.rpartition("/")[2]
     if base in names:

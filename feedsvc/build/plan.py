@@ -23,7 +23,17 @@ from ..config import Settings
 from ..models import ARCHIVE_SUFFIXES, ARTICLES_DIR, Entry, FeedMeta, FeedSpec, Format, Paging
 from ..render.feeds import fit, render_atom, render_rss
 from ..render.jsonfeed import render_json
-from ..render.pages import PageFeed, Site, render_article, render_index
+from ..render.pages import (
+    HTML_PAGE_SIZE,
+    HTML_PAGES_DIR,
+    PageFeed,
+    Site,
+    html_page_count,
+    html_page_path,
+    render_archive,
+    render_article,
+    render_index,
+)
 from ..store import Stamp, Store
 from . import fingerprints
 from .feeds import FeedSet
@@ -53,6 +63,10 @@ class Plan:
 
 def _is_page(path: Path) -> bool:
     return path.suffix == ".html"
+
+
+def _is_html_page(path: Path) -> bool:
+    return path.suffix == ".html" and path.stem.isdigit()
 
 
 def _is_archive_page(path: Path) -> bool:
@@ -121,6 +135,8 @@ class Planner:
                         out[spec.archive_file(page, fmt) + GZIP_SUFFIX] = ("page", spec.name, page)
         if self.settings.html_pages:
             out[INDEX_FILE] = ("index", "", 0)
+            for page in range(1, html_page_count(store.count_live()) + 1):
+                out[html_page_path(page)] = ("index", "", 0)
             for key in store.live_keys():
                 out[f"{ARTICLES_DIR}/{key}.html"] = ("article", key, 0)
         return out
@@ -178,23 +194,39 @@ class Planner:
         ]
         html = self.settings.html_pages
         if html and (full or changes.feeds or changes.index):
-            index = render_index(self.site, page_feeds, store.live_articles(INDEX_ARTICLES))
+            live = store.live_articles()
+            index = render_index(self.site, page_feeds, live[:INDEX_ARTICLES])
             plan.documents.append(Document(INDEX_FILE, partial(bytes, index), "index"))
+            plan.documents += self._html_archive(live, page_feeds)
         if html:
             plan.pages = self._pages(store, changes, full, page_feeds)
             plan.remove += [f"{ARTICLES_DIR}/{key}.html" for key in sorted(changes.removed)]
         elif full:
             plan.remove.append(INDEX_FILE)
+            plan.sweep.append((f"{HTML_PAGES_DIR}/", _is_html_page))
         owned = self.owned(store, specs)
         plan.owned = set(owned)
         plan.remove += sorted(set(manifest) - plan.owned)  # feeds, pages and archives gone
         if full:  # files no build of ours would write now (deleted while we were not looking)
             plan.sweep.append((f"{ARTICLES_DIR}/", _is_page))
+            plan.sweep.append((f"{HTML_PAGES_DIR}/", _is_html_page))
             for spec in specs:
                 if "atom" in spec.formats:
                     folder = spec.archive_file(0).rpartition("/")[0] + "/"
                     plan.sweep.append((folder, _is_archive_page))
         return plan
+
+    def _html_archive(self, live: list[Entry], feeds: list[PageFeed]) -> list[Document]:
+        """The HTML archive (#11): every live article, newest first, ``HTML_PAGE_SIZE`` a
+        page; its head links the main feed only."""
+        main = [f for f in feeds if f.name == self.feeds.main.name]
+        pages = html_page_count(len(live))
+        docs: list[Document] = []
+        for page in range(1, pages + 1):
+            chunk = live[(page - 1) * HTML_PAGE_SIZE : page * HTML_PAGE_SIZE]
+            data = render_archive(self.site, main, chunk, page, pages)
+            docs.append(Document(html_page_path(page), partial(bytes, data), "index"))
+        return docs
 
     def _empty_feed_date(self, store: Store) -> datetime:
         """What an empty feed is dated with: the newest date the store knows (never "now")."""

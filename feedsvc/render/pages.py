@@ -40,6 +40,10 @@ _LABELS: dict[str, dict[str, str]] = {
         "updated": "updated",
         "back": "All articles",
         "made_with": "Made with",
+        "all": "All articles",
+        "page": "Page",
+        "newer": "Newer",
+        "older": "Older",
     },
     "de": {
         "feeds": "Feeds",
@@ -50,6 +54,10 @@ _LABELS: dict[str, dict[str, str]] = {
         "updated": "aktualisiert",
         "back": "Alle Artikel",
         "made_with": "Erstellt mit",
+        "all": "Alle Artikel",
+        "page": "Seite",
+        "newer": "Neuere",
+        "older": "Ältere",
     },
 }
 
@@ -158,8 +166,50 @@ def _common(site: Site, feeds: Sequence[PageFeed]) -> Mapping[str, Any]:
     }
 
 
+# The HTML archive (#11): every live article, newest first, ``HTML_PAGE_SIZE`` a page, at
+# ``pages/<n>.html`` (n from 1, the newest); the index links the first page.
+HTML_PAGES_DIR = "pages"
+HTML_PAGE_SIZE = 50
+
+
+def html_page_path(page: int) -> str:
+    """Page ``page`` (from 1) of the HTML archive, relative to the site root."""
+    return f"{HTML_PAGES_DIR}/{page}.html"
+
+
+def html_page_count(articles: int) -> int:
+    """How many HTML archive pages ``articles`` live articles take (one, even when none)."""
+    return max(1, -(-articles // HTML_PAGE_SIZE))
+
+
+def render_archive(
+    site: Site, feeds: Sequence[PageFeed], articles: Sequence[Article], page: int, pages: int
+) -> bytes:
+    """``pages/<page>.html``: ``articles`` (this page's, newest first), linked newer/older."""
+    items = [
+        {
+            "title": a.title,
+            "href": f"../{article_path(a)}",
+            "published": _date(a.published, site.timezone),
+        }
+        for a in articles
+    ]
+    return _render(
+        "archive.html",
+        lang=site.language,
+        articles=items,
+        page=page,
+        pages=pages,
+        first=(page - 1) * HTML_PAGE_SIZE + 1,
+        newer=f"{page - 1}.html" if page > 1 else None,
+        older=f"{page + 1}.html" if page < pages else None,
+        **_common(site, feeds),
+    )
+
+
 def render_index(site: Site, feeds: Sequence[PageFeed], articles: Sequence[Article]) -> bytes:
-    """``index.html``: the feeds with subscribe links, then ``articles`` in the order given."""
+    """``index.html``: the feeds with subscribe links, then ``articles`` in the order given,
+    then the link to the HTML archive of every article (``pages/1.html``)."""
     items = [
         {
             "title": a.title,
@@ -169,7 +219,13 @@ def render_index(site: Site, feeds: Sequence[PageFeed], articles: Sequence[Artic
         }
         for a in articles
     ]
-    return _render("index.html", lang=site.language, articles=items, **_common(site, feeds))
+    return _render(
+        "index.html",
+        lang=site.language,
+        articles=items,
+        archive=html_page_path(1),
+        **_common(site, feeds),
+    )
 
 
 def render_article(site: Site, article: Article, feeds: Sequence[PageFeed]) -> bytes:
