@@ -1,10 +1,11 @@
 """Page and archive sizes on the real corpus as a reader's site with 41 feeds (issue #11).
 
-Not a timing: it builds the de-news corpus split into its nine categories, with
+Mostly not a timing: it builds the de-news corpus split into its nine categories, with
 ``category_feeds`` and 31 filtered ``[[feeds]]`` (``tests/readers_site.py``), then prints: the
 number of feeds, article pages (count, mean / largest size, ``<link rel="alternate">`` per
-page), the index, the site's HTML total, and the archive pages per format (count, largest,
-whether each has a ``.gz`` sibling) against ``max_feed_bytes``.
+page), the index, the site's HTML total, the HTML archive (``pages/``), the archive pages per
+format (count, largest, how many over ``max_feed_bytes``, how many without a ``.gz``), and
+the first build's seconds (one run: a rough figure).
 
 Usage: ``.venv/bin/python bench/pages_bench.py [--max-feed-bytes 61440] [--json]``
 """
@@ -17,6 +18,7 @@ import statistics
 import sys
 import tarfile
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,7 +37,7 @@ def measure(feeds: Path, budget: int) -> dict[str, object]:
     alternates = [p.read_text(encoding="utf-8").count('rel="alternate"') for p in pages]
     index = feeds / "index.html"
     archives: dict[str, dict[str, object]] = {}
-    for suffix in ("xml", "rss", "json", "html"):
+    for suffix in ("xml", "rss", "json"):
         found = list(feeds.rglob(f"archive/*.{suffix}"))
         archives[suffix] = {
             "pages": len(found),
@@ -43,7 +45,10 @@ def measure(feeds: Path, budget: int) -> dict[str, object]:
             "over_budget": sum(p.stat().st_size > budget for p in found),
             "without_gz": sum(not p.with_name(p.name + ".gz").exists() for p in found),
         }
+    html_pages = sorted((feeds / "pages").glob("*.html"))
     return {
+        "html_archive_pages": len(html_pages),
+        "html_archive_max_bytes": max((p.stat().st_size for p in html_pages), default=0),
         "feeds": len(list(feeds.rglob("atom.xml"))),
         "article_pages": len(pages),
         "page_mean_bytes": round(statistics.mean(sizes)),
@@ -69,8 +74,11 @@ def main() -> None:
             root / "site", root / "corpus" / "de-news", max_feed_bytes=args.max_feed_bytes
         )
         settings = load_settings(config=site / "feedsvc.toml", env={})
+        started = time.perf_counter()
         Publisher(settings).build()
+        seconds = time.perf_counter() - started
         result = measure(site / "feeds", args.max_feed_bytes)
+        result["first_build_seconds"] = round(seconds, 1)
     if args.json:
         print(json.dumps(result, indent=2))
         return
