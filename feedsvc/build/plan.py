@@ -340,14 +340,17 @@ class Planner:
             return self._last_page(store, spec)
         entries = {e.key: e for e in store.articles(pending)}
         seq = store.next_seq(spec.name)
+        guess = size  # a page takes about as many as the one before it
         while pending:
             page = seq // size
             room = (page + 1) * size - seq
             held = store.archived(spec.name, page * size, seq) if seq % size else []
-            take = self._fitting(spec, page, held, [entries[k] for k in pending[:room]])
+            new = [entries[k] for k in pending[:room]]
+            take = self._fitting(spec, page, held, new, guess)
             if take == 0:  # the open page is full by bytes: the next entry starts a new page
                 seq = (page + 1) * size
                 continue
+            guess = take
             for key in pending[:take]:
                 store.set_seq(spec.name, key, seq)
                 seq += 1
@@ -355,9 +358,15 @@ class Planner:
             pending = pending[take:]
         return self._last_page(store, spec)
 
-    def _fitting(self, spec: FeedSpec, page: int, held: list[Entry], new: list[Entry]) -> int:
+    def _fitting(
+        self, spec: FeedSpec, page: int, held: list[Entry], new: list[Entry], guess: int
+    ) -> int:
         """How many of ``new`` (oldest first) page ``page`` takes beside ``held``: the most
-        whose page stays within the byte budget in every format (one at least when empty)."""
+        whose page stays within the byte budget in every format (one at least when empty).
+
+        A page's size only grows with its entries, so the answer is searched from ``guess``
+        (the count of the page before): doubling steps bracket it, halving finds it.
+        """
         budget = self.meta.max_bytes
         if budget is None or not new:
             return len(new)
@@ -369,9 +378,25 @@ class Planner:
                 for fmt in spec.formats
             )
 
-        if fits(len(new)):
-            return len(new)
-        low, high = 0, len(new)  # fits(low), not fits(high)
+        count = len(new)
+        start = min(max(guess, 1), count)
+        step = 1
+        if fits(start):
+            low, high = start, count + 1  # fits(low); count + 1 stands for "does not fit"
+            while low < count:
+                probe = min(low + step, count)
+                if not fits(probe):
+                    high = probe
+                    break
+                low, step = probe, step * 2
+        else:
+            low, high = 0, start  # fits(0) stands for "nothing taken"
+            while high > 1:
+                probe = max(high - step, 1)
+                if fits(probe):
+                    low = probe
+                    break
+                high, step = probe, step * 2
         while high - low > 1:
             middle = (low + high) // 2
             if fits(middle):
