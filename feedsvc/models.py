@@ -129,6 +129,10 @@ def _keyword_pattern(keywords: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(rf"(?<!\w)(?:{words})(?!\w)", re.IGNORECASE)
 
 
+# The archive page suffix of each format: archive/<n>.xml, archive/<n>.rss, archive/<n>.json.
+ARCHIVE_SUFFIXES: dict[Format, str] = {"atom": "xml", "rss": "rss", "json": "json"}
+
+
 class FeedSpec(BaseModel):
     """One feed to write: which articles (the newest ``max_items``), where, in which formats."""
 
@@ -151,9 +155,10 @@ class FeedSpec(BaseModel):
         names = {"atom": self.atom_file, "rss": self.rss_file, "json": self.json_file}
         return self.directory + names[fmt]
 
-    def archive_file(self, page: int) -> str:
-        """An RFC 5005 archive document's path relative to feeds/."""
-        return f"{self.directory}archive/{page}.xml"
+    def archive_file(self, page: int, fmt: Format = "atom") -> str:
+        """An archive page's path relative to feeds/: ``archive/<page>.xml`` (Atom), ``.rss``,
+        ``.json``; each format's chain stays in its format (RFC 5005 section 4)."""
+        return f"{self.directory}archive/{page}.{ARCHIVE_SUFFIXES[fmt]}"
 
 
 class FeedMeta(BaseModel):

@@ -245,6 +245,7 @@ def test_feeds_parse_cleanly_from_the_public_api(project: Project) -> None:
     assert {p.name for p in report.written[3:]} == {
         "index.html",
         "feeds.opml",
+        "1.html",
         "98f79bfdbc50e318.html",
     }
     assert [p.name for p in report.outputs] == ["atom.xml", "rss.xml", "feed.json"]

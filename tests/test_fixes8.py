@@ -73,7 +73,7 @@ def test_the_summary_says_when_only_an_archive_page_changed(project: Project) ->
     result = project.build()
     assert result.exit_code == 0, result.output
     line = result.output.strip().splitlines()[-1]
-    assert "(unchanged; wrote feed all: 1 archive page)" in line, line
+    assert "(unchanged; wrote feed all: 3 archive pages; 3 .gz files)" in line, line
 
 
 # --- 5: check -v warns like build -v; one seed is "1 seed" -------------------------------------

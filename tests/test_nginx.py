@@ -68,6 +68,10 @@ def _write_feeds(feeds: Path, secret: Path, store: Path) -> None:
         (feeds / (rel + ".gz")).write_bytes(gzip.compress(data, mtime=0))
     (feeds / "archive").mkdir()
     (feeds / "archive" / "0.xml").write_bytes(atom)
+    (feeds / "archive" / "0.rss").write_bytes(rss)  # archive pages in every format (#11)
+    (feeds / "archive" / "0.json").write_bytes(json_feed)
+    (feeds / "pages").mkdir()
+    (feeds / "pages" / "1.html").write_bytes(b"<!DOCTYPE html><title>page 1</title>")
     (feeds / "articles").mkdir()
     (feeds / "articles" / "0123456789abcdef.html").write_bytes(b"<!DOCTYPE html><title>a</title>")
     (feeds / "index.html").write_bytes(b"<!DOCTYPE html><title>index</title>")
@@ -124,6 +128,9 @@ def test_nginx_serves_no_symlink_out_of_feeds(sites: Sites, path: str) -> None:
         ("/rss.xml", RSS_TYPE),
         ("/feed.json", JSON_FEED_TYPE),
         ("/archive/0.xml", ATOM_TYPE),
+        ("/archive/0.rss", RSS_TYPE),
+        ("/archive/0.json", JSON_FEED_TYPE),
+        ("/pages/1.html", "text/html"),
         ("/articles/0123456789abcdef.html", "text/html"),
         ("/", "text/html"),
     ],

@@ -53,7 +53,12 @@ def _garbage(path: Path) -> None:
 DAMAGE: dict[str, tuple[Callable[[Path], None], set[str]]] = {
     "rm -rf archive": (
         lambda f: shutil.rmtree(f / "archive"),
-        {f"archive/{n}.xml" for n in range(5)},
+        {
+            f"archive/{n}.{ext}{gz}"
+            for n in range(5)
+            for ext in ("xml", "rss", "json")
+            for gz in ("", ".gz")
+        },
     ),
     "rm one archive page": (lambda f: (f / "archive/3.xml").unlink(), {"archive/3.xml"}),
     "garbage in an archive page": (lambda f: _garbage(f / "archive/1.xml"), {"archive/1.xml"}),
@@ -78,7 +83,11 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], set[str]]] = {
             "category/sport/rss.xml.gz",
             "category/sport/feed.json",
             "category/sport/feed.json.gz",
-            "category/sport/archive/0.xml",
+            *(
+                f"category/sport/archive/0.{ext}{gz}"
+                for ext in ("xml", "rss", "json")
+                for gz in ("", ".gz")
+            ),
         },
     ),
 }

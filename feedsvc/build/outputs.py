@@ -20,7 +20,7 @@ from typing import Literal
 from urllib.parse import quote
 
 from .._atomic import write_atomic
-from ..models import MEDIA_TYPES, Format
+from ..models import ARCHIVE_SUFFIXES, MEDIA_TYPES, Format
 
 INDEX_FILE = "index.html"
 OPML_FILE = "feeds.opml"  # every feed in one OPML 2.0 subscription list (#11)
@@ -28,7 +28,7 @@ TMP_DIR = ".tmp"  # temp files of atomic writes; hidden, so never served
 GZIP_SUFFIX = ".gz"
 GZIP_LEVEL = 6  # level 9 costs three times the time for 2 % less
 CHARSET = "; charset=utf-8"
-ARCHIVE_DIR = "archive"  # <feed>/archive/<n>.xml: RFC 5005 archive pages
+ARCHIVE_DIR = "archive"  # <feed>/archive/<n>.xml|.rss|.json: archive pages, one chain a format
 
 # Content types as served (and as nginx's snippet serves them): the media type and a charset.
 ATOM_TYPE = MEDIA_TYPES["atom"] + CHARSET
@@ -47,21 +47,33 @@ def url(base_url: str, rel: str) -> str:
     return base_url + quote(rel, safe="/")
 
 
-def is_archive_page(rel: str) -> bool:
+def archive_format(rel: str) -> Format | None:
+    """The format of the archive page at ``rel`` (``archive/<n>.xml|.rss|.json``), else None."""
     folder, _, name = rel.rpartition("/")
-    return (folder == ARCHIVE_DIR or folder.endswith("/" + ARCHIVE_DIR)) and name.endswith(".xml")
+    if not (folder == ARCHIVE_DIR or folder.endswith("/" + ARCHIVE_DIR)):
+        return None
+    stem, _, suffix = name.partition(".")
+    if not stem.isdigit():
+        return None
+    return next((fmt for fmt, ext in ARCHIVE_SUFFIXES.items() if ext == suffix), None)
+
+
+def is_archive_page(rel: str) -> bool:
+    return archive_format(rel) is not None
 
 
 def served_type(rel: str, names: Mapping[str, str]) -> str:
     """The served type of the file at ``rel``: by the feed file names ``names``, then by suffix.
 
-    RFC 5005 archive pages are Atom documents; anything textual gets ``charset=utf-8``.
+    Archive pages are in their chain's format (``.xml`` Atom, ``.rss``, ``.json``); anything
+    textual gets ``charset=utf-8``.
     """
     base = rel.rpartition("/")[2]
     if base in names:
         return names[base]
-    if is_archive_page(rel):
-        return ATOM_TYPE
+    fmt = archive_format(rel)
+    if fmt is not None:
+        return SERVED_TYPES[fmt]
     if base.endswith(".opml"):
         return OPML_TYPE
     guessed, _ = mimetypes.guess_type(base)

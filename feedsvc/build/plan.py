@@ -19,16 +19,26 @@ from urllib.parse import urljoin
 
 from .._version import __version__
 from ..config import Settings
-from ..models import ARTICLES_DIR, Entry, FeedMeta, FeedSpec, Format, Paging
+from ..models import ARCHIVE_SUFFIXES, ARTICLES_DIR, Entry, FeedMeta, FeedSpec, Format, Paging
 from ..render.feeds import fit, render_atom, render_rss
 from ..render.jsonfeed import render_json
 from ..render.opml import OpmlFeed, render_opml
-from ..render.pages import PageFeed, Site, render_article, render_index
+from ..render.pages import (
+    HTML_PAGE_SIZE,
+    HTML_PAGES_DIR,
+    PageFeed,
+    Site,
+    html_page_count,
+    html_page_path,
+    render_archive,
+    render_article,
+    render_index,
+)
 from ..store import Stamp, Store
 from . import fingerprints
 from .feeds import FeedSet
 from .ledger import Changes
-from .outputs import INDEX_FILE, OPML_FILE, Document, unlike_manifest, url
+from .outputs import GZIP_SUFFIX, INDEX_FILE, OPML_FILE, Document, unlike_manifest, url
 
 INDEX_ARTICLES = 30
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a store older than #8 that never saw an article
@@ -55,8 +65,15 @@ def _is_page(path: Path) -> bool:
     return path.suffix == ".html"
 
 
+def _is_html_page(path: Path) -> bool:
+    return path.suffix == ".html" and path.stem.isdigit()
+
+
 def _is_archive_page(path: Path) -> bool:
-    return path.suffix == ".xml" and path.stem.isdigit()
+    """An archive page in any format, or its ``.gz``: ``<n>.xml``, ``<n>.rss.gz``, ..."""
+    name = path.name.removesuffix(GZIP_SUFFIX)
+    stem, _, suffix = name.partition(".")
+    return stem.isdigit() and suffix in ARCHIVE_SUFFIXES.values()
 
 
 class Planner:
@@ -118,10 +135,15 @@ class Planner:
                     out[spec.file(fmt) + ".gz"] = ("feed", spec.name, 0)
             last = self._last_page(store, spec) if "atom" in spec.formats else None
             for page in range(-1 if last is None else last, -1, -1):
-                out[spec.archive_file(page)] = ("page", spec.name, page)
+                for fmt in spec.formats:
+                    out[spec.archive_file(page, fmt)] = ("page", spec.name, page)
+                    if gzipped:
+                        out[spec.archive_file(page, fmt) + GZIP_SUFFIX] = ("page", spec.name, page)
         if self.settings.html_pages:
             out[INDEX_FILE] = ("index", "", 0)
             out[OPML_FILE] = ("index", "", 0)
+            for page in range(1, html_page_count(store.count_live()) + 1):
+                out[html_page_path(page)] = ("index", "", 0)
             for key in store.live_keys() if pages else ():
                 out[f"{ARTICLES_DIR}/{key}.html"] = ("article", key, 0)
         return out
@@ -195,20 +217,23 @@ class Planner:
         ]
         html = self.settings.html_pages
         if html and (full or changes.feeds or changes.index):
+            live = store.live_articles()
             index = render_index(
                 self.site,
                 page_feeds,
-                store.live_articles(INDEX_ARTICLES),
+                live[:INDEX_ARTICLES],
                 opml=url(self.meta.base_url, OPML_FILE),
             )
             plan.documents.append(Document(INDEX_FILE, partial(bytes, index), "index"))
             opml = self._opml(store, specs)
             plan.documents.append(Document(OPML_FILE, partial(bytes, opml), "opml"))
+            plan.documents += self._html_archive(live, page_feeds)
         if html:
             plan.pages = self._pages(store, changes, full, page_feeds)
             plan.remove += [f"{ARTICLES_DIR}/{key}.html" for key in sorted(changes.removed)]
         elif full:
             plan.remove += [INDEX_FILE, OPML_FILE]
+            plan.sweep.append((f"{HTML_PAGES_DIR}/", _is_html_page))
         every = check_all or full
         plan.owned = set(self.owned(store, specs, pages=every))
         if not every:  # as the manifest read above: the article pages this build touches
@@ -216,6 +241,7 @@ class Planner:
         plan.remove += sorted(set(manifest) - plan.owned)  # feeds, pages and archives gone
         if full:  # files no build of ours would write now (deleted while we were not looking)
             plan.sweep.append((f"{ARTICLES_DIR}/", _is_page))
+            plan.sweep.append((f"{HTML_PAGES_DIR}/", _is_html_page))
             for spec in specs:
                 if "atom" in spec.formats:
                     folder = spec.archive_file(0).rpartition("/")[0] + "/"
@@ -238,6 +264,18 @@ class Planner:
         modified = newest[0].updated if newest else self._empty_feed_date(store)
         return render_opml(self.site.title, feeds, html_url=html_url, modified=modified)
 
+    def _html_archive(self, live: list[Entry], feeds: list[PageFeed]) -> list[Document]:
+        """The HTML archive (#11): every live article, newest first, ``HTML_PAGE_SIZE`` a
+        page; its head links the main feed only."""
+        main = [f for f in feeds if f.name == self.feeds.main.name]
+        pages = html_page_count(len(live))
+        docs: list[Document] = []
+        for page in range(1, pages + 1):
+            chunk = live[(page - 1) * HTML_PAGE_SIZE : page * HTML_PAGE_SIZE]
+            data = render_archive(self.site, main, chunk, page, pages)
+            docs.append(Document(html_page_path(page), partial(bytes, data), "index"))
+        return docs
+
     def _empty_feed_date(self, store: Store) -> datetime:
         """What an empty feed is dated with: the newest date the store knows (never "now")."""
         if self._empty_date is None:
@@ -246,7 +284,6 @@ class Planner:
 
     def _plan_feed(self, store: Store, spec: FeedSpec, changes: Changes, plan: Plan) -> None:
         budget = self.meta.max_bytes
-        meta = self.meta
         size = self.settings.archive_page_size
         archived = bool(size) and "atom" in spec.formats
         articles = store.feed_articles(spec.name, spec.max_items)
@@ -260,40 +297,61 @@ class Planner:
                 changes.pages.add((spec.name, seq // size))
             if taken:
                 articles = store.feed_articles(spec.name, spec.max_items)
-        count = len(articles)
         empty = None if articles else self._empty_feed_date(store)
 
-        def atom(prev: str | None) -> Callable[[Sequence[Entry]], bytes]:
-            paging = Paging(self_file=spec.file("atom"), prev_archive=prev)
-            return lambda items: render_atom(items, spec, meta, paging=paging, updated=empty)
-
-        def document(fmt: Format, data: bytes) -> Document:
-            return Document(
-                spec.file(fmt), partial(bytes, data), "feed", spec.name, fmt, compress=True
+        def render(fmt: Format, prev: int | None) -> Callable[[Sequence[Entry]], bytes]:
+            paging = Paging(
+                self_file=spec.file(fmt),
+                prev_archive=spec.archive_file(prev, fmt) if prev is not None else None,
             )
+            return partial(self._render, fmt, spec, paging, empty)
 
-        if "atom" in spec.formats:
-            # The prev-archive link takes bytes, and what does not fit goes to the archive:
-            # settle both together (archive places only grow, so this ends quickly).
+        docs: dict[Format, bytes] = {}
+        if archived:
+            # The prev-archive links take bytes, and what does not fit goes to the archive:
+            # settle both together (archive places only grow, so this ends quickly). Every
+            # format's current document holds the same entries, the most that fit in all.
             last = self._last_page(store, spec)
             while True:
-                prev = spec.archive_file(last) if last is not None else None
-                data, count = fit(atom(prev), articles, budget)
+                fitted = {fmt: fit(render(fmt, last), articles, budget) for fmt in spec.formats}
+                count = min(n for _, n in fitted.values())
                 settled = self._assign(store, spec, articles, count, taken, changes)
                 if settled == last:
                     break
                 last = settled
-            plan.documents.append(document("atom", data))
+            for fmt, (data, n) in fitted.items():
+                docs[fmt] = data if n == count else render(fmt, last)(articles[:count])
+        else:
+            for fmt in spec.formats:
+                docs[fmt], _ = fit(render(fmt, None), articles, budget)
+        for fmt in spec.formats:  # in the spec's order, as before
+            plan.documents.append(
+                Document(
+                    spec.file(fmt),
+                    partial(bytes, docs[fmt]),
+                    "feed",
+                    spec.name,
+                    fmt,
+                    compress=True,
+                )
+            )
+        if archived:
             self._plan_archive(store, spec, last, changes, plan)
-        current = articles[:count] if archived else articles  # never an archived entry
-        renderers: dict[Format, Callable[[Sequence[Entry]], bytes]] = {
-            "rss": lambda items: render_rss(items, spec, meta, updated=empty),
-            "json": lambda items: render_json(items, spec, meta),
-        }
-        for fmt, render in renderers.items():
-            if fmt in spec.formats:
-                data, _ = fit(render, current, budget)
-                plan.documents.append(document(fmt, data))
+
+    def _render(
+        self,
+        fmt: Format,
+        spec: FeedSpec,
+        paging: Paging,
+        updated: datetime | None,
+        items: Sequence[Entry],
+    ) -> bytes:
+        """One feed document or archive page in ``fmt``."""
+        if fmt == "atom":
+            return render_atom(items, spec, self.meta, paging=paging, updated=updated)
+        if fmt == "rss":
+            return render_rss(items, spec, self.meta, paging=paging, updated=updated)
+        return render_json(items, spec, self.meta, paging=paging)
 
     def _last_page(self, store: Store, spec: FeedSpec) -> int | None:
         size = self.settings.archive_page_size
@@ -312,8 +370,12 @@ class Planner:
         """Give entries past the feed's first ``current`` an archive place; the newest page.
 
         Places are handed out once, oldest first, so a full page never changes unless one of
-        its own entries is edited or deleted. An entry ``taken`` back from the archive for this
-        window that did not fit after all returns to the place it had.
+        its own entries is edited or deleted. A page is full when it holds
+        ``archive_page_size`` entries or when the next entry would take it, in any format,
+        over ``max_feed_bytes`` (#11); that entry starts the next page (its place skips to
+        the page's first). A page holds at least one entry, however large. An entry
+        ``taken`` back from the archive for this window that did not fit after all returns
+        to the place it had.
         """
         size = self.settings.archive_page_size
         if not size:
@@ -321,17 +383,89 @@ class Planner:
         for article in window[current:]:
             if article.key in taken:
                 store.set_seq(spec.name, article.key, taken.pop(article.key))
+        pending = store.unarchived_after(spec.name, current)
+        if not pending:
+            return self._last_page(store, spec)
+        entries = {e.key: e for e in store.articles(pending)}
         seq = store.next_seq(spec.name)
-        for key in store.unarchived_after(spec.name, current):
-            store.set_seq(spec.name, key, seq)
-            changes.pages.add((spec.name, seq // size))
-            seq += 1
+        guess = size  # a page takes about as many as the one before it
+        while pending:
+            page = seq // size
+            room = (page + 1) * size - seq
+            held = store.archived(spec.name, page * size, seq) if seq % size else []
+            new = [entries[k] for k in pending[:room]]
+            take = self._fitting(spec, page, held, new, guess)
+            if take == 0:  # the open page is full by bytes: the next entry starts a new page
+                seq = (page + 1) * size
+                continue
+            guess = take
+            for key in pending[:take]:
+                store.set_seq(spec.name, key, seq)
+                seq += 1
+            changes.pages.add((spec.name, page))
+            pending = pending[take:]
         return self._last_page(store, spec)
+
+    def _fitting(
+        self, spec: FeedSpec, page: int, held: list[Entry], new: list[Entry], guess: int
+    ) -> int:
+        """How many of ``new`` (oldest first) page ``page`` takes beside ``held``: the most
+        whose page stays within the byte budget in every format (one at least when empty).
+
+        A page's size only grows with its entries, so the answer is searched from ``guess``
+        (the count of the page before): doubling steps bracket it, halving finds it.
+        """
+        budget = self.meta.max_bytes
+        if budget is None or not new:
+            return len(new)
+
+        def fits(n: int) -> bool:
+            items = sorted([*held, *new[:n]], key=lambda e: (e.published, e.key), reverse=True)
+            return all(
+                len(self._render(fmt, spec, self._paging(spec, page, fmt), None, items)) <= budget
+                for fmt in spec.formats
+            )
+
+        count = len(new)
+        start = min(max(guess, 1), count)
+        step = 1
+        if fits(start):
+            low, high = start, count + 1  # fits(low); count + 1 stands for "does not fit"
+            while low < count:
+                probe = min(low + step, count)
+                if not fits(probe):
+                    high = probe
+                    break
+                low, step = probe, step * 2
+        else:
+            low, high = 0, start  # fits(0) stands for "nothing taken"
+            while high > 1:
+                probe = max(high - step, 1)
+                if fits(probe):
+                    low = probe
+                    break
+                high, step = probe, step * 2
+        while high - low > 1:
+            middle = (low + high) // 2
+            if fits(middle):
+                low = middle
+            else:
+                high = middle
+        return max(low, 0 if held else 1)
+
+    @staticmethod
+    def _paging(spec: FeedSpec, page: int, fmt: Format) -> Paging:
+        return Paging(
+            self_file=spec.archive_file(page, fmt),
+            prev_archive=spec.archive_file(page - 1, fmt) if page else None,
+            current=spec.file(fmt),
+            archive=True,
+        )
 
     def _plan_archive(
         self, store: Store, spec: FeedSpec, last: int | None, changes: Changes, plan: Plan
     ) -> None:
-        """The archive pages that changed; pages past the newest one are removed."""
+        """The archive pages that changed, in every format; pages past the newest are removed."""
         top = -1 if last is None else last
         if plan.full:
             pages: list[int] = list(range(top + 1))
@@ -339,35 +473,42 @@ class Planner:
             dirty = {p for f, p in changes.pages if f == spec.name}
             pages = sorted(p for p in dirty if p <= top)
             # emptied by deletions: nothing of a deleted article stays public
-            plan.remove += [spec.archive_file(p) for p in sorted(dirty) if p > top]
+            for p in sorted(dirty):
+                if p > top:
+                    for fmt in spec.formats:
+                        plan.remove.append(spec.archive_file(p, fmt))
+                        plan.remove.append(spec.archive_file(p, fmt) + GZIP_SUFFIX)
         for page in pages:
-            plan.documents.append(
-                Document(
-                    spec.archive_file(page),
-                    partial(self._archive_page, store, spec, page),
-                    "archive",
-                    spec.name,
-                    "atom",
+            for fmt in spec.formats:
+                plan.documents.append(
+                    Document(
+                        spec.archive_file(page, fmt),
+                        partial(self._archive_page, store, spec, page, fmt),
+                        "archive",
+                        spec.name,
+                        fmt,
+                        compress=True,
+                    )
                 )
-            )
 
-    def _archive_page(self, store: Store, spec: FeedSpec, page: int) -> bytes:
-        """One RFC 5005 archive page, rendered when it is written (reads the store only)."""
+    def _archive_page(self, store: Store, spec: FeedSpec, page: int, fmt: Format) -> bytes:
+        """One archive page in ``fmt``, rendered when it is written (reads the store only)."""
         size = self.settings.archive_page_size
-        paging = Paging(
-            self_file=spec.archive_file(page),
-            prev_archive=spec.archive_file(page - 1) if page else None,
-            current=spec.file("atom"),
-            archive=True,
-        )
         entries = store.archived(spec.name, page * size, (page + 1) * size)
-        return render_atom(entries, spec, self.meta, paging=paging)
+        return self._render(fmt, spec, self._paging(spec, page, fmt), None, entries)
 
     def _pages(
         self, store: Store, changes: Changes, full: bool, feeds: list[PageFeed]
     ) -> Iterator[Document]:
         """One HTML page per published article, at the permanent link its entries carry."""
         articles = store.iter_live_articles() if full else store.articles(sorted(changes.articles))
+        main = self.feeds.main.name
         for article in articles:
-            page = render_article(self.site, article, feeds)
+            page = render_article(self.site, article, self._feeds_of(store, article, feeds, main))
             yield Document(article.page, partial(bytes, page), "article", durable=False)
+
+    @staticmethod
+    def _feeds_of(store: Store, article: Entry, feeds: list[PageFeed], main: str) -> list[PageFeed]:
+        """The feeds an article page links (#11): the main feed and the feeds it is in."""
+        names = {m.feed for m in store.members_of(article.key)} | {main}
+        return [feed for feed in feeds if feed.name in names]

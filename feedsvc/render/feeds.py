@@ -85,6 +85,31 @@ class _RssHub(BaseExtension):  # type: ignore[misc]
         return feed
 
 
+class _RssPaging(BaseExtension):  # type: ignore[misc]
+    """RFC 5005 in RSS (#11): ``atom:link`` prev-archive / current, ``fh:archive`` on a page.
+
+    feedgen writes only the self link into RSS; the archive chain of an RSS feed is RSS
+    (``archive/<n>.rss``), as RFC 5005 asks of a feed's archives.
+    """
+
+    links: tuple[tuple[str, str], ...] = ()  # (rel, href)
+    archive: bool = False
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"fh": HISTORY_NS}
+
+    def extend_rss(self, feed: Any) -> Any:
+        channel = feed.find("channel")
+        at = 4  # beside atom:link rel="self"
+        for rel, href in self.links:
+            link = etree.Element(f"{{{ATOM_NS}}}link", href=href, rel=rel, type=MEDIA_TYPES["rss"])
+            channel.insert(at, link)
+            at += 1
+        if self.archive:
+            channel.insert(at, etree.Element(f"{{{HISTORY_NS}}}archive"))
+        return feed
+
+
 def _generator(
     articles: Sequence[Entry],
     spec: FeedSpec,
@@ -119,6 +144,14 @@ def _generator(
         fg.link(href=f"{meta.base_url}{paging.current}", rel="current", type=MEDIA_TYPES["atom"])
     if paging.archive:
         fg.register_extension("feedsvc_archive", _ArchiveMark, atom=True, rss=False)
+    if self_type == MEDIA_TYPES["rss"] and (paging.prev_archive or paging.archive):
+        fg.register_extension("feedsvc_paging", _RssPaging, atom=False, rss=True)
+        fg.feedsvc_paging.links = tuple(
+            (rel, f"{meta.base_url}{href}")
+            for rel, href in (("prev-archive", paging.prev_archive), ("current", paging.current))
+            if href
+        )
+        fg.feedsvc_paging.archive = paging.archive
     fg.link(href=meta.base_url, rel="alternate", type=HTML_TYPE)
     language = spec.language or meta.language
     fg.language(language)
@@ -178,10 +211,18 @@ def render_atom(
 
 
 def render_rss(
-    articles: Sequence[Entry], spec: FeedSpec, meta: FeedMeta, *, updated: datetime | None = None
+    articles: Sequence[Entry],
+    spec: FeedSpec,
+    meta: FeedMeta,
+    *,
+    paging: Paging | None = None,
+    updated: datetime | None = None,
 ) -> bytes:
-    """RSS 2.0 with ``atom:link rel=self``, ``guid`` and ``content:encoded``."""
-    paging = _current(spec, "rss", None)
+    """RSS 2.0 with ``atom:link rel=self``, ``guid`` and ``content:encoded``.
+
+    ``paging``: its RFC 5005 place (``atom:link rel="prev-archive"`` to ``archive/<n>.rss``).
+    """
+    paging = paging or _current(spec, "rss", None)
     fg = _generator(articles, spec, meta, paging, MEDIA_TYPES["rss"], updated)
     data: bytes = fg.rss_str(pretty=True)
     return data

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ..models import Entry, FeedMeta, FeedSpec, category_of
+from ..models import Entry, FeedMeta, FeedSpec, Paging, category_of
 from .feeds import article_html, article_link
 
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
@@ -17,8 +17,16 @@ def _rfc3339(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def render_json(articles: Sequence[Entry], spec: FeedSpec, meta: FeedMeta) -> bytes:
-    """JSON Feed 1.1 with the same ids, dates and content as the Atom and RSS feeds."""
+def render_json(
+    articles: Sequence[Entry], spec: FeedSpec, meta: FeedMeta, *, paging: Paging | None = None
+) -> bytes:
+    """JSON Feed 1.1 with the same ids, dates and content as the Atom and RSS feeds.
+
+    ``paging`` (#11): ``next_url``, the spec's own paging, names the next older page
+    (``archive/<n>.json``); an archive page's ``feed_url`` is its own URL, and it has no hubs.
+    """
+    self_file = paging.self_file if paging else spec.file("json")
+    archive = bool(paging and paging.archive)
     author: dict[str, str] = {"name": meta.author_name}
     if meta.author_email:
         author["url"] = f"mailto:{meta.author_email}"
@@ -43,7 +51,7 @@ def render_json(articles: Sequence[Entry], spec: FeedSpec, meta: FeedMeta) -> by
         "version": JSON_FEED_VERSION,
         "title": spec.title,
         "home_page_url": meta.base_url,
-        "feed_url": f"{meta.base_url}{spec.file('json')}",
+        "feed_url": f"{meta.base_url}{self_file}",
         "description": spec.subtitle or spec.title,
         "authors": [author],
         "language": spec.language or meta.language,
@@ -52,7 +60,9 @@ def render_json(articles: Sequence[Entry], spec: FeedSpec, meta: FeedMeta) -> by
         feed["icon"] = meta.icon
     if meta.favicon:
         feed["favicon"] = meta.favicon
-    if meta.hub_url:
+    if paging and paging.prev_archive:
+        feed["next_url"] = f"{meta.base_url}{paging.prev_archive}"
+    if meta.hub_url and not archive:
         feed["hubs"] = [{"type": "WebSub", "url": meta.hub_url}]
     feed["items"] = items
     return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")

@@ -43,6 +43,10 @@ _LABELS: dict[str, dict[str, str]] = {
         "back": "All articles",
         "made_with": "Made with",
         "opml": "Subscribe to all feeds (OPML)",
+        "all": "All articles",
+        "page": "Page",
+        "newer": "Newer",
+        "older": "Older",
     },
     "de": {
         "feeds": "Feeds",
@@ -54,6 +58,10 @@ _LABELS: dict[str, dict[str, str]] = {
         "back": "Alle Artikel",
         "made_with": "Erstellt mit",
         "opml": "Alle Feeds abonnieren (OPML)",
+        "all": "Alle Artikel",
+        "page": "Seite",
+        "newer": "Neuere",
+        "older": "Ältere",
     },
     "fr": {
         "feeds": "Flux",
@@ -65,6 +73,10 @@ _LABELS: dict[str, dict[str, str]] = {
         "back": "Tous les articles",
         "made_with": "Réalisé avec",
         "opml": "S’abonner à tous les flux (OPML)",
+        "all": "Tous les articles",
+        "page": "Page",
+        "newer": "Plus récents",
+        "older": "Plus anciens",
     },
     "it": {
         "feeds": "Feed",
@@ -76,6 +88,10 @@ _LABELS: dict[str, dict[str, str]] = {
         "back": "Tutti gli articoli",
         "made_with": "Realizzato con",
         "opml": "Abbonati a tutti i feed (OPML)",
+        "all": "Tutti gli articoli",
+        "page": "Pagina",
+        "newer": "Più recenti",
+        "older": "Meno recenti",
     },
     "es": {
         "feeds": "Fuentes",
@@ -87,6 +103,10 @@ _LABELS: dict[str, dict[str, str]] = {
         "back": "Todos los artículos",
         "made_with": "Hecho con",
         "opml": "Suscribirse a todas las fuentes (OPML)",
+        "all": "Todos los artículos",
+        "page": "Página",
+        "newer": "Más recientes",
+        "older": "Más antiguos",
     },
 }
 
@@ -195,10 +215,52 @@ def _common(site: Site, feeds: Sequence[PageFeed], language: str) -> Mapping[str
     }
 
 
+# The HTML archive (#11): every live article, newest first, ``HTML_PAGE_SIZE`` a page, at
+# ``pages/<n>.html`` (n from 1, the newest); the index links the first page.
+HTML_PAGES_DIR = "pages"
+HTML_PAGE_SIZE = 50
+
+
+def html_page_path(page: int) -> str:
+    """Page ``page`` (from 1) of the HTML archive, relative to the site root."""
+    return f"{HTML_PAGES_DIR}/{page}.html"
+
+
+def html_page_count(articles: int) -> int:
+    """How many HTML archive pages ``articles`` live articles take (one, even when none)."""
+    return max(1, -(-articles // HTML_PAGE_SIZE))
+
+
+def render_archive(
+    site: Site, feeds: Sequence[PageFeed], articles: Sequence[Article], page: int, pages: int
+) -> bytes:
+    """``pages/<page>.html``: ``articles`` (this page's, newest first), linked newer/older."""
+    items = [
+        {
+            "title": a.title,
+            "href": f"../{article_path(a)}",
+            "published": _date(a.published, site.timezone),
+        }
+        for a in articles
+    ]
+    return _render(
+        "archive.html",
+        lang=site.language,
+        articles=items,
+        page=page,
+        pages=pages,
+        first=(page - 1) * HTML_PAGE_SIZE + 1,
+        newer=f"{page - 1}.html" if page > 1 else None,
+        older=f"{page + 1}.html" if page < pages else None,
+        **_common(site, feeds, site.language),
+    )
+
+
 def render_index(
     site: Site, feeds: Sequence[PageFeed], articles: Sequence[Article], *, opml: str | None = None
 ) -> bytes:
-    """``index.html``: the feeds with subscribe links, then ``articles`` in the order given.
+    """``index.html``: the feeds with subscribe links, then ``articles`` in the order given,
+    then the link to the HTML archive of every article (``pages/1.html``).
 
     ``opml``: the URL of ``feeds.opml``, linked in the head (``rel="outline"``) and below the
     feeds.
@@ -217,6 +279,7 @@ def render_index(
         lang=site.language,
         articles=items,
         opml=opml,
+        archive=html_page_path(1),
         **_common(site, feeds, site.language),
     )
 
