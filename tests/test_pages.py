@@ -2,7 +2,8 @@
 looked at in a real headless Chromium on a phone-sized and a desktop window.
 
 ``FEEDSVC_WRITE_DOCS_SCREENSHOT=1 .venv/bin/pytest tests/test_pages.py -k desktop`` also
-writes the desktop index screenshot to ``docs/index.png`` (the README's picture).
+writes the desktop screenshots of the index and of an article page to ``docs/index.png`` and
+``docs/article.png`` (the README's pictures).
 """
 
 from __future__ import annotations
@@ -515,5 +516,6 @@ def test_screenshots_in_headless_chromium(
     if window == "desktop" and WRITE_DOCS_SCREENSHOT:
         (REPO / "docs").mkdir(exist_ok=True)
         shutil.copyfile(shots["index"], REPO / "docs" / "index.png")
+        shutil.copyfile(shots["article"], REPO / "docs" / "article.png")
     # Keep them where a person can look: pytest's tmp_path survives the run.
     print(f"screenshots: {sorted(str(p) for p in shots.values())}")
