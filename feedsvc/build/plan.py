@@ -23,7 +23,7 @@ from ..config import Settings
 from ..models import ARTICLES_DIR, Entry, FeedMeta, FeedSpec, Format, Paging
 from ..render.feeds import fit, render_atom, render_rss
 from ..render.jsonfeed import render_json
-from ..render.pages import PageFeed, Site, render_article, render_index
+from ..render.pages import ArticlePages, PageFeed, Site, render_index
 from ..store import Stamp, Store
 from . import fingerprints
 from .feeds import FeedSet
@@ -320,6 +320,7 @@ class Planner:
     ) -> Iterator[Document]:
         """One HTML page per published article, at the permanent link its entries carry."""
         articles = store.iter_live_articles() if full else store.articles(sorted(changes.articles))
+        pages = ArticlePages(self.site, feeds)
         for article in articles:
-            page = render_article(self.site, article, feeds)
+            page = pages.render(article)
             yield Document(article.page, partial(bytes, page), "article", durable=False)

@@ -172,17 +172,34 @@ def render_index(site: Site, feeds: Sequence[PageFeed], articles: Sequence[Artic
     return _render("index.html", lang=site.language, articles=items, **_common(site, feeds))
 
 
+class ArticlePages:
+    """Renders ``articles/<key>.html`` for one site and its feeds, many pages in a row.
+
+    The template is looked up and the site-wide context (feeds, labels) built once; each page
+    then only adds what is its own. ``render_article`` is the one-page form.
+    """
+
+    def __init__(self, site: Site, feeds: Sequence[PageFeed]) -> None:
+        self._template = _environment().get_template("article.html")
+        self._site = site
+        self._common = dict(_common(site, feeds))
+
+    def render(self, article: Article) -> bytes:
+        """``articles/<key>.html``, the entry's permanent link: the full text, canonical URL."""
+        site = self._site
+        tz = site.timezone
+        updated = _date(article.updated, tz) if article.updated != article.published else None
+        return self._template.render(
+            self._common,
+            lang=article.language,
+            article=article,
+            canonical=f"{site.base_url}{article_path(article)}",
+            published=_date(article.published, tz),
+            updated=updated,
+            content=Markup(article_html(article)),  # safe: built from escaped text
+        ).encode("utf-8")
+
+
 def render_article(site: Site, article: Article, feeds: Sequence[PageFeed]) -> bytes:
     """``articles/<key>.html``, the entry's permanent link: the full text, canonical URL."""
-    tz = site.timezone
-    updated = _date(article.updated, tz) if article.updated != article.published else None
-    return _render(
-        "article.html",
-        lang=article.language,
-        article=article,
-        canonical=f"{site.base_url}{article_path(article)}",
-        published=_date(article.published, tz),
-        updated=updated,
-        content=Markup(article_html(article)),  # safe: built from escaped text
-        **_common(site, feeds),
-    )
+    return ArticlePages(site, feeds).render(article)
