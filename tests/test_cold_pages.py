@@ -101,3 +101,35 @@ def test_kill_during_a_cold_build_leaves_no_pages_and_the_next_build_finishes(
     _build(project)
     assert _tree(project.feeds) == _tree(reference.feeds)
     assert not staged.exists()
+
+
+def test_the_writer_stages_pages_only_into_an_empty_tree(tmp_path: Path) -> None:
+    from feedsvc.build.outputs import Document, Writer, stat_stamp
+
+    root = tmp_path / "feeds"
+    seen: list[bool] = []
+
+    def page(n: int) -> Document:
+        def render() -> bytes:
+            seen.append((root / "articles").exists())  # in place already, or staged?
+            return f"<p>{n}</p>".encode()
+
+        return Document(f"articles/{n:016x}.html", render, "article", durable=False)
+
+    feed = Document("atom.xml", lambda: b"<feed/>\n", "feed", "all", "atom")
+    written = Writer(root, gzip_feeds=False).write([feed], pages=[page(1), page(2)])
+    assert seen == [False, False], "pages were staged, not written into articles/"
+    assert [f.path for f in written.files] == [
+        "atom.xml",
+        "articles/0000000000000001.html",
+        "articles/0000000000000002.html",
+    ]
+    for rel in ("articles/0000000000000001.html", "articles/0000000000000002.html"):
+        assert written.stamps[rel] == stat_stamp(str(root / rel))
+    assert not list((root / ".tmp").iterdir())
+
+    # an existing tree: each page replaced in place, an unchanged one left alone
+    seen.clear()
+    again = Writer(root, gzip_feeds=False).write([], pages=[page(1), page(3)])
+    assert seen == [True, True]
+    assert [f.path for f in again.files] == ["articles/0000000000000003.html"]
