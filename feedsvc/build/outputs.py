@@ -237,6 +237,8 @@ class Writer:
         for rel in remove:
             self._remove(rel, written)
         for folder, ours in sweep:
+            if staged and folder.rstrip("/") == ARTICLES_DIR:
+                continue  # swapped in whole by this build: nothing else is in it
             for path in sorted((self.root / folder).glob("*")):
                 rel = f"{folder}{path.name}"
                 if ours(path) and rel not in (keep or set()):
