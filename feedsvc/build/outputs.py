@@ -13,14 +13,16 @@ from __future__ import annotations
 import gzip
 import mimetypes
 import os
+import shutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
 
 from .._atomic import write_atomic
-from ..models import ARCHIVE_SUFFIXES, MEDIA_TYPES, Format
+from ..models import ARCHIVE_SUFFIXES, ARTICLES_DIR, MEDIA_TYPES, Format
 
 INDEX_FILE = "index.html"
 OPML_FILE = "feeds.opml"  # every feed in one OPML 2.0 subscription list (#11)
@@ -29,6 +31,8 @@ GZIP_SUFFIX = ".gz"
 GZIP_LEVEL = 6  # level 9 costs three times the time for 2 % less
 CHARSET = "; charset=utf-8"
 ARCHIVE_DIR = "archive"  # <feed>/archive/<n>.xml|.rss|.json: archive pages, one chain a format
+PAGE_MODE = 0o644  # what ``write_atomic`` leaves; a staged page gets the same
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 # Content types as served (and as nginx's snippet serves them): the media type and a charset.
 ATOM_TYPE = MEDIA_TYPES["atom"] + CHARSET
@@ -204,13 +208,21 @@ class Writer:
         self,
         documents: Iterable[Document],
         *,
+        pages: Iterable[Document] = (),
         remove: Iterable[str] = (),
         sweep: Iterable[tuple[str, Callable[[Path], bool]]] = (),
         keep: set[str] | None = None,
         suspect: set[str] = frozenset(),  # type: ignore[assignment]
         stamp_also: Iterable[str] = (),
     ) -> Written:
-        """Write ``documents``, then remove ``remove`` and stale files; stamp what is there.
+        """Write ``documents`` and ``pages``, then remove ``remove`` and stale files; stamp
+        what is there.
+
+        ``pages``: article pages (``articles/<key>.html``, not durable, written one at a time).
+        Into a missing or empty ``articles/`` (a cold build) they are written as plain new
+        files into a staging folder in ``.tmp/`` and swapped in with one rename before the
+        other documents; into an existing tree each page is replaced atomically after them,
+        and unchanged pages are left alone.
 
         ``sweep``: (folder, is-ours) pairs whose files not in ``keep`` are stale (a full
         build's cleanup of pages and archive pages no build of ours would write now).
@@ -220,12 +232,35 @@ class Writer:
         written = Written()
         self.tmp.mkdir(parents=True, exist_ok=True)
         for stale in self.tmp.iterdir():  # a killed build's temp files; we hold the lock
-            stale.unlink(missing_ok=True)
-        for doc in documents:
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale)  # a killed cold build's staged pages
+            else:
+                stale.unlink(missing_ok=True)
+        pages = iter(pages)
+        first = next(pages, None)
+        staged: list[str] = []
+        if first is not None and self._fresh(first.path):
+            # A fresh tree: pages are staged whole and swapped in before the feeds that link
+            # them, so a reader (or a kill) sees no pages or all of them.
+            staged, stamps = self._stage(chain((first,), pages))
+            pages = iter(())
+        elif first is not None:
+            pages = chain((first,), pages)
+        for doc in chain(documents, pages):
             self._put(doc, written, suspect)
+        for rel in staged:  # reported after the documents, as when written in place
+            path = self.root / rel
+            self.touched.append(path)
+            written.paths.append(path)
+            written.files.append(WrittenFile(rel, "article"))
+            written.stamps[rel] = stamps[rel]
+            if rel in suspect:
+                written.repaired.append(rel)
         for rel in remove:
             self._remove(rel, written)
         for folder, ours in sweep:
+            if staged and folder.rstrip("/") == ARTICLES_DIR:
+                continue  # swapped in whole by this build: nothing else is in it
             for path in sorted((self.root / folder).glob("*")):
                 rel = f"{folder}{path.name}"
                 if ours(path) and rel not in (keep or set()):
@@ -262,6 +297,57 @@ class Writer:
                         written.repaired.append(gz_rel)
             written.stamps[gz_rel] = stat_stamp(os.fspath(gz))
 
+    def _fresh(self, rel: str) -> bool:
+        """Whether ``rel`` is an article page and ``articles/`` is missing or empty."""
+        if rel.rpartition("/")[0] != ARTICLES_DIR:
+            return False
+        try:
+            with os.scandir(self.root / ARTICLES_DIR) as entries:
+                return next(entries, None) is None
+        except FileNotFoundError:
+            return True
+        except NotADirectoryError:
+            return False
+
+    def _stage(self, pages: Iterable[Document]) -> tuple[list[str], dict[str, Stamp]]:
+        """Write ``pages`` as new files into ``.tmp/articles/`` and rename it to ``articles/``.
+
+        No temp file, compare, rename or fsync per page: the folder is new, and pages can be
+        rebuilt from the store. The stamps come from ``fstat`` of each open file (a rename of
+        the folder keeps size, mtime and inode). One fsync of feeds/ makes the swap durable.
+        Returns the pages written (relative to feeds/) and their stamps.
+        """
+        stage = self.tmp / ARTICLES_DIR
+        stage.mkdir()
+        prefix = os.path.join(stage, "")
+        done: list[str] = []
+        stamps: dict[str, Stamp] = {}
+        try:
+            for doc in pages:
+                rel = doc.path
+                folder, _, name = rel.rpartition("/")
+                if folder != ARTICLES_DIR or not name or name.startswith("."):
+                    raise ValueError(f"not an article page: {rel!r}")
+                data = doc.render()
+                fd = os.open(prefix + name, _CREATE, PAGE_MODE)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                    st = os.fstat(fd)
+                    if st.st_mode & 0o7777 != PAGE_MODE:  # a umask took some bits
+                        os.fchmod(fd, PAGE_MODE)
+                finally:
+                    os.close(fd)
+                stamps[rel] = (st.st_size, st.st_mtime_ns, st.st_ino)
+                done.append(rel)
+            os.rename(stage, self.root / ARTICLES_DIR)  # replaces an empty articles/ too
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+        _fsync_dir(self.root)
+        return done, stamps
+
     def _remove(self, rel: str, written: Written) -> None:
         """Remove an output we wrote, and forget it."""
         (self.root / rel).unlink(missing_ok=True)
@@ -274,3 +360,11 @@ def _older(gz: Path, source: Path) -> bool:
         return gz.stat().st_mtime_ns < source.stat().st_mtime_ns
     except FileNotFoundError:
         return True
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -26,12 +26,12 @@ from ..render.opml import OpmlFeed, render_opml
 from ..render.pages import (
     HTML_PAGE_SIZE,
     HTML_PAGES_DIR,
+    ArticlePages,
     PageFeed,
     Site,
     html_page_count,
     html_page_path,
     render_archive,
-    render_article,
     render_index,
 )
 from ..store import Stamp, Store
@@ -503,8 +503,9 @@ class Planner:
         """One HTML page per published article, at the permanent link its entries carry."""
         articles = store.iter_live_articles() if full else store.articles(sorted(changes.articles))
         main = self.feeds.main.name
+        pages = ArticlePages(self.site)
         for article in articles:
-            page = render_article(self.site, article, self._feeds_of(store, article, feeds, main))
+            page = pages.render(article, self._feeds_of(store, article, feeds, main))
             yield Document(article.page, partial(bytes, page), "article", durable=False)
 
     @staticmethod

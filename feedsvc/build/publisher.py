@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import chain
 from pathlib import Path
 
 from .._causes import os_cause
@@ -199,7 +198,8 @@ class Publisher:
                 plan = self.planner.plan(store, ledger.changes, check_all=scan.full)
                 if not plan.idle:
                     written = self.writer.write(
-                        chain(plan.documents, plan.pages),  # pages one at a time
+                        plan.documents,
+                        pages=plan.pages,  # one at a time
                         remove=plan.remove,
                         sweep=plan.sweep,
                         keep=plan.owned,

@@ -284,17 +284,34 @@ def render_index(
     )
 
 
+class ArticlePages:
+    """Renders ``articles/<key>.html`` for one site, many pages in a row.
+
+    The template is looked up once; each page then adds what is its own: its feeds (a page
+    links the feeds its article is in) and the labels of its language. ``render_article`` is
+    the one-page form.
+    """
+
+    def __init__(self, site: Site) -> None:
+        self._template = _environment().get_template("article.html")
+        self._site = site
+
+    def render(self, article: Article, feeds: Sequence[PageFeed]) -> bytes:
+        """``articles/<key>.html``, the entry's permanent link: the full text, canonical URL."""
+        site = self._site
+        tz = site.timezone
+        updated = _date(article.updated, tz) if article.updated != article.published else None
+        return self._template.render(
+            _common(site, feeds, article.language),
+            lang=article.language,
+            article=article,
+            canonical=f"{site.base_url}{article_path(article)}",
+            published=_date(article.published, tz),
+            updated=updated,
+            content=Markup(article_html(article)),  # safe: built from escaped text
+        ).encode("utf-8")
+
+
 def render_article(site: Site, article: Article, feeds: Sequence[PageFeed]) -> bytes:
     """``articles/<key>.html``, the entry's permanent link: the full text, canonical URL."""
-    tz = site.timezone
-    updated = _date(article.updated, tz) if article.updated != article.published else None
-    return _render(
-        "article.html",
-        lang=article.language,
-        article=article,
-        canonical=f"{site.base_url}{article_path(article)}",
-        published=_date(article.published, tz),
-        updated=updated,
-        content=Markup(article_html(article)),  # safe: built from escaped text
-        **_common(site, feeds, article.language),
-    )
+    return ArticlePages(site).render(article, feeds)

@@ -1,0 +1,135 @@
+"""A cold build stages its article pages and swaps them in whole (#9): same bytes as pages
+written one by one into an existing tree, and a kill leaves no half-written articles/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import Project
+from .harness import wait_for
+
+pytestmark = pytest.mark.slow
+
+FEEDSVC = [sys.executable, "-c", "from feedsvc.cli import main; main()"]
+
+
+def _tree(feeds: Path) -> dict[str, bytes]:
+    """Every output file's bytes by path relative to feeds/ (temp files left out)."""
+    return {
+        p.relative_to(feeds).as_posix(): p.read_bytes()
+        for p in sorted(feeds.rglob("*"))
+        if p.is_file() and ".tmp" not in p.relative_to(feeds).parts
+    }
+
+
+def _copy_site(project: Project, name: str) -> Project:
+    other = Project(project.root.parent / name)
+    shutil.copytree(project.root, other.root)
+    return other
+
+
+def _build(project: Project) -> None:
+    subprocess.run(
+        [*FEEDSVC, "build", "--config", str(project.config), "-q"], check=True, capture_output=True
+    )
+
+
+def test_cold_build_writes_the_same_bytes_as_pages_replaced_in_place(
+    project: Project, corpus_dir: Path
+) -> None:
+    files = sorted(corpus_dir.iterdir())[:120]
+    for f in files[:-1]:
+        shutil.copy(f, project.seeds)
+    in_place = _copy_site(project, "in-place")
+    growing = _copy_site(project, "growing")
+    for site in (project, in_place, growing):
+        shutil.copy(files[-1], site.seeds)
+    # an existing articles/ (a stray page of ours in it): every page is replaced one by one
+    (in_place.feeds / "articles").mkdir()
+    (in_place.feeds / "articles" / "stray.html").write_bytes(b"old")
+    # and the same content reached by a rebuild after a first build without the last seed
+    os.unlink(growing.seeds / files[-1].name)
+    _build(growing)
+    shutil.copy(files[-1], growing.seeds)
+
+    for site in (project, in_place, growing):
+        _build(site)
+    cold = _tree(project.feeds)
+    assert sum(rel.startswith("articles/") for rel in cold) == len(files)
+    assert _tree(in_place.feeds) == cold  # the stray page swept, every byte alike
+    grown = _tree(growing.feeds)
+    pages = {rel: data for rel, data in cold.items() if rel.endswith(".html")}
+    assert {rel: data for rel, data in grown.items() if rel.endswith(".html")} == pages
+    assert not list((project.feeds / ".tmp").iterdir())
+    modes = {(p.stat().st_mode & 0o777) for p in (project.feeds / "articles").iterdir()}
+    assert modes == {0o644}
+
+
+def test_kill_during_a_cold_build_leaves_no_pages_and_the_next_build_finishes(
+    project: Project, corpus_dir: Path
+) -> None:
+    for f in sorted(corpus_dir.iterdir()):
+        shutil.copy(f, project.seeds)
+    reference = _copy_site(project, "reference")
+    _build(reference)
+    staged = project.feeds / ".tmp" / "articles"
+
+    proc = subprocess.Popen(
+        [*FEEDSVC, "build", "--config", str(project.config), "-q"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(
+            lambda: staged.is_dir() and any(staged.iterdir()),
+            timeout=60,
+            what="pages staged in feeds/.tmp/articles",
+        )
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    # the kill came while pages were staged: readers see no articles/ at all, not a part
+    assert not (project.feeds / "articles").exists()
+
+    _build(project)
+    assert _tree(project.feeds) == _tree(reference.feeds)
+    assert not staged.exists()
+
+
+def test_the_writer_stages_pages_only_into_an_empty_tree(tmp_path: Path) -> None:
+    from feedsvc.build.outputs import Document, Writer, stat_stamp
+
+    root = tmp_path / "feeds"
+    seen: list[bool] = []
+
+    def page(n: int) -> Document:
+        def render() -> bytes:
+            seen.append((root / "articles").exists())  # in place already, or staged?
+            return f"<p>{n}</p>".encode()
+
+        return Document(f"articles/{n:016x}.html", render, "article", durable=False)
+
+    feed = Document("atom.xml", lambda: b"<feed/>\n", "feed", "all", "atom")
+    written = Writer(root, gzip_feeds=False).write([feed], pages=[page(1), page(2)])
+    assert seen == [False, False], "pages were staged, not written into articles/"
+    assert [f.path for f in written.files] == [
+        "atom.xml",
+        "articles/0000000000000001.html",
+        "articles/0000000000000002.html",
+    ]
+    for rel in ("articles/0000000000000001.html", "articles/0000000000000002.html"):
+        assert written.stamps[rel] == stat_stamp(str(root / rel))
+    assert not list((root / ".tmp").iterdir())
+
+    # an existing tree: each page replaced in place, an unchanged one left alone
+    seen.clear()
+    again = Writer(root, gzip_feeds=False).write([], pages=[page(1), page(3)])
+    assert seen == [True, True]
+    assert [f.path for f in again.files] == ["articles/0000000000000003.html"]
