@@ -315,6 +315,19 @@ def _dangles(stem: str) -> bool:
     return len(last) <= 3 and last.isalpha() and last.islower()
 
 
+def _ellipsized(stems: list[str], limit: int) -> str | None:
+    """The first stem that leaves no quote open, with ``…``; else the first that fits with
+    its open quotes closed after the ``…``; None when neither does."""
+    for stem in stems:
+        if not open_quotes(stem):
+            return stem + "…"
+    for stem in stems:
+        closers = _closers(stem)
+        if len(stem) + 1 + len(closers) <= limit:
+            return stem + "…" + closers
+    return None
+
+
 def _cut(text: str, limit: int) -> str:
     """``text`` (longer than ``limit``) cut to a title of at most ``limit`` characters.
 
@@ -341,21 +354,13 @@ def _cut(text: str, limit: int) -> str:
     ]
     stems = [text[:p].rstrip(" ,;:-–—") for p in candidates]
     stems = [s for s in stems if s and not _dangles(s)]
-    for stem in stems:
-        if not open_quotes(stem):
-            return stem + "…"
-    for stem in stems:
-        closers = _closers(stem)
-        if len(stem) + 1 + len(closers) <= limit:
-            return stem + "…" + closers
+    found = _ellipsized(stems, limit)
+    if found is not None:
+        return found
     stems = [s for s in (text[:p].rstrip(" ,;:-–—") for p in reversed(words)) if s]
-    for stem in stems:
-        if not open_quotes(stem):
-            return stem + "…"
-    for stem in stems:
-        closers = _closers(stem)
-        if len(stem) + 1 + len(closers) <= limit:
-            return stem + "…" + closers
+    found = _ellipsized(stems, limit)
+    if found is not None:
+        return found
     stem = window
     while len(stem) + 1 + len(_closers(stem)) > limit:  # at most ``limit`` short steps
         stem = stem[:-1]
