@@ -8,7 +8,10 @@ With SQLite nothing is recorded (the one-machine build stays as it was).
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +26,7 @@ from feedsvc.store import SQLiteStore, Store, StoredDocument, open_store
 from feedsvc.store.documents import SERIAL
 
 from .conftest import SAMPLE, seed_text
-from .harness import Daemon, feedsvc, make_site, seed_name, wait_for, write
+from .harness import FEEDSVC, Daemon, feedsvc, make_site, seed_name, wait_for, write
 
 Opener = Callable[[], Store]
 SITE = {"category_feeds": True, "max_items": 3, "archive_page_size": 2}
@@ -71,7 +74,7 @@ def test_documents_are_stored_fetched_and_deleted_alike_on_both(store: Store) ->
     assert set(store.document_refs()) == {"atom.xml"}
     assert store.documents_serial() == 2
     # a fetch by an old ETag finds nothing: the mirror knows a publish overtook it
-    assert store.documents([refs["atom.xml"]]) == []
+    assert list(store.documents([refs["atom.xml"]])) == []
     with store.transaction():  # nothing given: nothing changes, no new serial
         assert store.record_documents([], []) == 2
 
@@ -118,7 +121,7 @@ def _stored(url: str) -> dict[str, tuple[bytes, int]]:
 
     with PostgresStore(url, site_id=SITE_ID) as store:
         refs = store.document_refs()
-        docs = store.documents(list(refs.values()))
+        docs = list(store.documents(list(refs.values())))
     assert len(docs) == len(refs)
     for doc in docs:
         assert doc.etag == content_digest(doc.data)
@@ -186,6 +189,34 @@ def test_sync_mirrors_the_documents_atomically_and_removes_strays(
     again = feedsvc(site, "sync", "--feeds", str(mirror))
     assert " 0 written, 0 removed" in again.stdout, again.stdout
     assert not list((mirror / ".tmp").iterdir())  # no temp file left
+
+
+def test_sync_watch_follows_each_publish_and_stops_on_sigterm(
+    tmp_path: Path, pg_schema_url: str
+) -> None:
+    site = _pg_site(tmp_path, pg_schema_url)
+    _corpus(site / "seeds", 3)
+    assert feedsvc(site, "build").returncode == 0
+    mirror = tmp_path / "mirror"
+    config = str(site / "feedsvc.toml")
+    proc = subprocess.Popen(
+        [*FEEDSVC, "sync", "--watch", "--feeds", str(mirror), "--config", config],
+        cwd=site, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")},
+    )  # fmt: skip
+    try:
+        wait_for(lambda: _tree(mirror) == _tree(site / "feeds"), what="the first round")
+        _corpus(site / "seeds", 2, start=4)
+        assert feedsvc(site, "build").returncode == 0
+        wait_for(lambda: _tree(mirror) == _tree(site / "feeds"), what="the publish mirrored")
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out
+    assert "SIGTERM received, stopping" in out
 
 
 def test_sync_needs_a_postgres_store(tmp_path: Path) -> None:

@@ -15,25 +15,28 @@ done once here, so the builder's server and every mirror send the same ``Last-Mo
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from .._digest import content_digest
 from ..store import DocumentRef, Store, StoredDocument
-from .outputs import GZIP_SUFFIX, Written, stat_stamp
+from .outputs import GZIP_SUFFIX, Stamp, Written, stat_stamp
 
 NS = 1_000_000_000
 
 
 def changed_documents(
     store: Store, root: Path, written: Written
-) -> tuple[list[StoredDocument], list[str]]:
-    """The documents to store and the paths to drop after ``written``; ([], []) with SQLite.
+) -> tuple[Iterator[StoredDocument], list[str]]:
+    """The documents to store (read one at a time) and the paths to drop after ``written``;
+    nothing with SQLite.
 
     The first time (no documents recorded yet, e.g. a store moved from SQLite), every output
-    of the manifest is taken. Moving a file's mtime updates its stamp in ``written.stamps``.
+    of the manifest is taken. Re-dating a file updates its stamp in ``written.stamps`` as the
+    documents are read: read them all before recording the stamps.
     """
     if not store.keeps_documents:
-        return [], []
+        return iter(()), []
     known = store.document_refs()
     stamps = written.stamps
     removed = sorted(rel for rel, stamp in stamps.items() if stamp is None and rel in known)
@@ -42,10 +45,17 @@ def changed_documents(
     if store.documents_serial() == 0:
         wanted.update(store.output_stamps())
     wanted.difference_update(rel for rel, stamp in stamps.items() if stamp is None)
-    put: list[StoredDocument] = []
-    dated: dict[str, int] = {}
     # a feed before its .gz, so the .gz is never dated before the bytes it packs
-    for rel in sorted(wanted, key=lambda r: (r.removesuffix(GZIP_SUFFIX), r.endswith(GZIP_SUFFIX))):
+    order = sorted(wanted, key=lambda r: (r.removesuffix(GZIP_SUFFIX), r.endswith(GZIP_SUFFIX)))
+    return _read(root, order, known, stamps), removed
+
+
+def _read(
+    root: Path, paths: list[str], known: Mapping[str, DocumentRef], stamps: dict[str, Stamp | None]
+) -> Iterator[StoredDocument]:
+    """The new versions among ``paths``, dated (see the module docstring)."""
+    dated: dict[str, int] = {}
+    for rel in paths:
         path = os.path.join(root, rel)
         try:
             with open(path, "rb") as f:
@@ -59,12 +69,11 @@ def changed_documents(
             modified = before.modified_ns  # the same bytes rewritten (a repair): same date
         else:
             modified = _after(mtime_ns, before, dated.get(rel.removesuffix(GZIP_SUFFIX)))
-            put.append(StoredDocument(rel, data, etag, modified))
+            yield StoredDocument(rel, data, etag, modified)
         dated[rel] = modified
         if modified != mtime_ns:
             os.utime(path, ns=(modified, modified))
             stamps[rel] = stat_stamp(path)
-    return put, removed
 
 
 def _after(mtime_ns: int, before: DocumentRef | None, source_ns: int | None) -> int:

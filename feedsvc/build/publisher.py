@@ -210,10 +210,9 @@ class Publisher:
                     )
                     report.written, report.files = written.paths, written.files
                     report.repaired = written.repaired
-                # PostgreSQL: what serve nodes elsewhere mirror (nothing, and no I/O, on SQLite)
-                put, dropped = changed_documents(store, self.settings.feeds_dir, written)
-                if put or dropped:
-                    store.record_documents(put, dropped)
+                if store.keeps_documents:  # PostgreSQL: what serve nodes elsewhere mirror
+                    put, dropped = changed_documents(store, self.settings.feeds_dir, written)
+                    store.record_documents(put, dropped)  # reads (and re-dates) the files
                 if written.stamps:
                     store.record_outputs(written.stamps)  # after the write: it needs the stamps
                 if not plan.idle:

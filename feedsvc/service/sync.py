@@ -98,11 +98,10 @@ def sync_once(store: Store, root: Path) -> SyncReport:
     tmp.mkdir(exist_ok=True)
     staged: list[tuple[Path, str]] = []
     try:
-        fetched = store.documents(stale)
-        if len(fetched) != len(stale):
-            raise Overtaken()
-        for doc in fetched:
+        for doc in store.documents(stale):  # a batch at a time, each into a temp file
             staged.append((_stage(tmp, doc), doc.path))
+        if len(staged) != len(stale):
+            raise Overtaken()
         for temp, rel in sorted(staged, key=lambda s: _order(s[1])):
             target = root / rel
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -129,7 +128,8 @@ def _stage(tmp: Path, doc: StoredDocument) -> Path:
         with os.fdopen(fd, "wb") as f:
             f.write(doc.data)
             f.flush()
-            os.fsync(f.fileno())
+            if _order(doc.path)[0]:  # feeds: durable; pages come again with the next round
+                os.fsync(f.fileno())
         os.chmod(name, 0o644)
         os.utime(name, ns=(doc.modified_ns, doc.modified_ns))
     except BaseException:

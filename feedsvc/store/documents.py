@@ -11,7 +11,7 @@ serves, and a build costs exactly what it did.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS documents (
 WAKE_DOCUMENTS = "documents"  # the wake-up topic of a publish that changed documents
 SERIAL = "documents_serial"  # meta: bumped by each publish that changed a document
 FETCH_BATCH = 200  # documents fetched per query by a mirror
+WRITE_BATCH = 200  # documents written per statement batch by a publish
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +78,9 @@ class DocumentQueries:
         rows = self._db.execute("SELECT path, size, etag, modified_ns FROM documents")
         return {r[0]: DocumentRef(r[0], int(r[1]), r[2], int(r[3])) for r in rows}
 
-    def documents(self, refs: Sequence[DocumentRef]) -> list[StoredDocument]:
-        """The documents of ``refs`` that still have the ETag given (a newer one is left out)."""
-        out: list[StoredDocument] = []
+    def documents(self, refs: Sequence[DocumentRef]) -> Iterator[StoredDocument]:
+        """The documents of ``refs`` that still have the ETag given (a newer one is left out),
+        ``FETCH_BATCH`` at a time: a mirror holds one batch, not the site."""
         for start in range(0, len(refs), FETCH_BATCH):
             batch = refs[start : start + FETCH_BATCH]
             wanted = {r.path: r.etag for r in batch}
@@ -90,28 +91,38 @@ class DocumentQueries:
             )
             for path, data, etag, modified_ns in rows:
                 if wanted.get(path) == etag:
-                    out.append(StoredDocument(path, bytes(data), etag, int(modified_ns)))
-        return out
+                    yield StoredDocument(path, bytes(data), etag, int(modified_ns))
 
     def record_documents(self, put: Iterable[StoredDocument], removed: Iterable[str]) -> int:
         """Store ``put`` and delete ``removed`` (in the caller's transaction); wake mirrors.
 
-        Returns the new serial, or the old one when nothing was given.
+        ``put`` is taken ``WRITE_BATCH`` at a time (a cold build's pages are many). Returns
+        the new serial, or the old one when nothing was given.
         """
-        rows = list(put)
-        gone = [(p,) for p in removed]
         serial = self.documents_serial()
-        if not rows and not gone:
-            return serial
-        serial += 1
+        gone = [(p,) for p in removed]
         self._db.executemany("DELETE FROM documents WHERE path = ?", gone)
+        count = len(gone)
+        batch: list[tuple[Any, ...]] = []
+        for doc in put:
+            batch.append((doc.path, doc.data, len(doc.data), doc.etag, doc.modified_ns, serial + 1))
+            if len(batch) >= WRITE_BATCH:
+                count += self._put_documents(batch)
+        count += self._put_documents(batch)
+        if not count:
+            return serial
+        self.set_meta(SERIAL, str(serial + 1))
+        self.wake(WAKE_DOCUMENTS)
+        return serial + 1
+
+    def _put_documents(self, batch: list[tuple[Any, ...]]) -> int:
         self._db.executemany(
             "INSERT INTO documents (path, data, size, etag, modified_ns, serial)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET data = excluded.data,"
             " size = excluded.size, etag = excluded.etag, modified_ns = excluded.modified_ns,"
             " serial = excluded.serial",
-            [(d.path, d.data, len(d.data), d.etag, d.modified_ns, serial) for d in rows],
+            batch,
         )
-        self.set_meta(SERIAL, str(serial))
-        self.wake(WAKE_DOCUMENTS)
-        return serial
+        count = len(batch)
+        batch.clear()
+        return count
