@@ -92,7 +92,9 @@ class Daemon:
         self.watcher = self._watcher(settings)
         self.app = FeedApp(serve_options(settings), status=self.status.snapshot)
         self.server = (
-            HTTPServer(self.app, host=settings.host, port=settings.port) if settings.serve else None
+            HTTPServer(self.app, host=settings.host, port=settings.port)
+            if settings.serve and "serve" in self.roles
+            else None
         )
         self.address: tuple[str, int] | None = None
 
