@@ -27,6 +27,7 @@ from feedsvc.store.documents import SERIAL
 
 from .conftest import SAMPLE, seed_text
 from .harness import FEEDSVC, Daemon, feedsvc, make_site, seed_name, wait_for, write
+from .pg import PgServer
 
 Opener = Callable[[], Store]
 SITE = {"category_feeds": True, "max_items": 3, "archive_page_size": 2}
@@ -171,6 +172,24 @@ def test_a_new_version_in_the_same_second_is_dated_a_second_later(
     second = atom.stat().st_mtime_ns
     assert second // 10**9 > first // 10**9
     assert _stored(pg_schema_url)["atom.xml"][1] == second
+
+
+def test_a_store_moved_from_sqlite_gets_every_document_at_its_first_build(
+    tmp_path: Path, pg_schema_url: str
+) -> None:
+    """``migrate-store`` copies no documents (SQLite has none); the first PostgreSQL build,
+    though it has nothing to write, records every output of the manifest."""
+    site = make_site(tmp_path / "site", site_id=SITE_ID, **SITE)
+    _corpus(site / "seeds", 6)
+    assert feedsvc(site, "build").returncode == 0
+    moved = feedsvc(site, "migrate-store", "--to", pg_schema_url)
+    assert moved.returncode == 0, moved.stderr
+    before = _tree(site / "feeds")
+    built = feedsvc(site, "build", "--store-url", pg_schema_url)
+    assert built.returncode == 0, built.stderr
+    assert "unchanged" in built.stdout
+    assert _tree(site / "feeds") == before
+    assert _stored(pg_schema_url) == before
 
 
 def test_sync_mirrors_the_documents_atomically_and_removes_strays(
@@ -332,6 +351,34 @@ def test_ingest_apart_from_build_is_refused_with_what_is_possible(
     assert done.returncode == 1
     assert "not possible yet" in done.stderr, done.stderr
     assert "ingest,build" in done.stderr
+
+
+def test_a_mirror_catches_up_after_the_server_restarts(
+    tmp_path: Path, pg_server: PgServer, pg_schema_url: str
+) -> None:
+    from feedsvc.service.sync import Mirror
+
+    site = _pg_site(tmp_path, pg_schema_url)
+    _corpus(site / "seeds", 2)
+    settings = load_settings(config=site / "feedsvc.toml", env={})
+    Publisher(settings).build()
+    errors: list[Exception] = []
+    mirror = Mirror(settings, tmp_path / "mirror", poll=3600, on_error=errors.append)
+    mirror.start()
+    try:
+        wait_for(lambda: _tree(tmp_path / "mirror") == _tree(site / "feeds"), what="mirrored")
+        pg_server.restart()
+        _corpus(site / "seeds", 1, start=3)
+        Publisher(settings).build()
+        wait_for(
+            lambda: _tree(tmp_path / "mirror") == _tree(site / "feeds"),
+            what="the publish after the restart mirrored",
+        )
+        wait_for(lambda: not mirror.problems(), what="the mirror healthy again")
+    finally:
+        mirror.stop()
+    assert errors  # the lost connection was noticed, reported and retried
+    assert "lost the wake-up connection" in str(errors[0]) or "connect" in str(errors[0])
 
 
 def test_a_store_error_in_a_mirror_is_retried(tmp_path: Path) -> None:

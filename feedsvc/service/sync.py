@@ -100,13 +100,19 @@ def sync_once(store: Store, root: Path) -> SyncReport:
     try:
         for doc in store.documents(stale):  # a batch at a time, each into a temp file
             staged.append((_stage(tmp, doc), doc.path))
-        if len(staged) != len(stale):
-            raise Overtaken()
-        for temp, rel in sorted(staged, key=lambda s: _order(s[1])):
+        whole = len(staged) == len(stale)
+        staged.sort(key=lambda s: _order(s[1]))
+        placed = 0
+        for temp, rel in staged:
+            if not whole and _order(rel)[0]:
+                break  # overtaken by a publish: the pages fetched are kept, the feeds wait
             target = root / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(temp, target)
-        staged.clear()
+            placed += 1
+        del staged[:placed]
+        if not whole:
+            raise Overtaken()
     finally:
         for temp, _ in staged:
             temp.unlink(missing_ok=True)
