@@ -95,9 +95,9 @@ def builds(root: Path, n: int, url: str | None, code: str, old: str | None) -> t
     return cold, warm
 
 
-def latency(url: str, root: Path, publishes: int) -> list[float]:
+def latency(url: str, root: Path, n: int, publishes: int) -> list[float]:
     """Seconds from each publish's return (its commit) to the mirror's round that wrote it."""
-    where = site(root, 50, store_url=url)
+    where = site(root, n, store_url=url)
     settings = load_settings(config=where / "feedsvc.toml", env={})
     Publisher(settings).build()
     seen: list[tuple[float, int]] = []
@@ -115,7 +115,7 @@ def latency(url: str, root: Path, publishes: int) -> list[float]:
         with ready:
             ready.wait_for(lambda: seen, timeout=30)
         for i in range(publishes):
-            write(where / "seeds" / seed_name(1000 + i), seed_text(f"Neu {i}.", date="2024-07-01"))
+            write(where / "seeds" / seed_name(n + 1 + i), seed_text(f"Neu {i}.", date="2024-07-01"))
             Publisher(settings).build()
             done = time.monotonic()
             with ready:
@@ -179,7 +179,7 @@ def main() -> int:
         figures["sync into an empty folder CPU"] = [cpu(sync, cwd=where)]
         files = sum(1 for p in mirror.rglob("*") if p.is_file())
         figures["sync with nothing to do CPU"] = [cpu(sync, cwd=where)]
-        lat = latency(server.create_database().url, tmp / "latency", args.publishes)
+        lat = latency(server.create_database().url, tmp / "latency", args.seeds, args.publishes)
         print(f"site: {args.seeds} seeds, {files} files in feeds/; {os.cpu_count()} cores")
         for key, values in figures.items():
             print(f"{key:50} {fmt(values)}")
