@@ -20,7 +20,7 @@ import pytest
 
 from feedsvc._digest import content_digest
 from feedsvc.build.publisher import Publisher
-from feedsvc.config import load_settings
+from feedsvc.config import ROLES, load_settings
 from feedsvc.errors import StoreError
 from feedsvc.store import SQLiteStore, Store, StoredDocument, open_store
 from feedsvc.store.documents import SERIAL
@@ -330,6 +330,46 @@ def test_a_serve_node_answers_byte_for_byte_as_the_builder(
             serving.close()
     finally:
         builder.close()
+
+
+def test_a_builder_without_the_serve_role_builds_and_answers_no_http(
+    tmp_path: Path, pg_schema_url: str
+) -> None:
+    site = make_site(
+        tmp_path / "site", store_url=pg_schema_url, site_id=SITE_ID, roles=["ingest", "build"]
+    )
+    _corpus(site / "seeds", 2)
+    builder = Daemon(site, serve=False)
+    try:
+        wait_for(lambda: builder.logged("not serving HTTP"), what="no HTTP server")
+        wait_for(lambda: _stored(pg_schema_url) == _tree(site / "feeds") != {}, what="published")
+        assert builder.stop() == 0
+    finally:
+        builder.close()
+    # the serve role, not only --no-serve, decides whether there is an HTTP server
+    from feedsvc.service.daemon import Daemon as Running
+
+    settings = load_settings(config=site / "feedsvc.toml", env={})
+    assert settings.serve
+    assert Running(settings).server is None
+    assert Running(settings.model_copy(update={"roles": ROLES})).server is not None
+
+
+def test_roles_from_the_environment_are_read_and_checked() -> None:
+    settings = load_settings(env={"FEEDSVC_ROLES": "serve"})
+    assert settings.roles == ("serve",)
+    assert load_settings(env={"FEEDSVC_ROLES": "serve, build,ingest"}).roles == (
+        "ingest",
+        "build",
+        "serve",
+    )
+    from feedsvc.errors import ConfigError
+    from feedsvc.service.roles import check_roles
+
+    with pytest.raises(ConfigError, match="environment FEEDSVC_ROLES: config key 'roles"):
+        load_settings(env={"FEEDSVC_ROLES": "serve,cook"})
+    with pytest.raises(ConfigError, match="needs a shared store"):
+        check_roles(settings)
 
 
 def test_roles_other_than_all_need_a_postgres_store(tmp_path: Path) -> None:

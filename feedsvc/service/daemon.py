@@ -199,9 +199,8 @@ class Daemon:
             host, port = self.address
             log.info("serving %s at http://%s:%d/", self.settings.feeds_dir, host, port)
         else:
-            log.info(
-                "not serving HTTP (--no-serve): %s is served by others", self.settings.feeds_dir
-            )
+            why = "--no-serve" if not self.settings.serve else "roles " + ",".join(self.roles)
+            log.info("not serving HTTP (%s): %s is served by others", why, self.settings.feeds_dir)
         try:
             settings = self._with_served_url(self.settings)
             if settings is not self.settings:

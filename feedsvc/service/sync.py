@@ -30,7 +30,7 @@ from typing import Any
 from .._digest import content_digest
 from ..build.outputs import GZIP_SUFFIX, TMP_DIR, is_archive_page
 from ..config import Settings
-from ..errors import StoreError
+from ..errors import ConfigError, StoreError
 from ..models import ARTICLES_DIR
 from ..store import Store, StoredDocument, open_listener, open_store
 
@@ -153,12 +153,12 @@ def _fsync_dir(path: Path) -> None:
 
 
 def require_documents(settings: Settings) -> None:
-    """Raise ``StoreError`` unless the store of ``settings`` keeps documents (PostgreSQL)."""
+    """Raise ``ConfigError`` unless the store of ``settings`` keeps documents (PostgreSQL)."""
     if settings.store_url is None:
-        raise StoreError(
+        raise ConfigError(
             "store_url",
-            "not set: a SQLite store keeps no documents to mirror; sync and the serve-only "
-            "role need the PostgreSQL store the builder publishes into",
+            "not set: a SQLite store keeps no documents to mirror; sync needs the PostgreSQL "
+            "store the builder publishes into (--store-url, FEEDSVC_STORE_URL)",
         )
 
 
