@@ -37,8 +37,7 @@ MIGRATIONS: dict[int, str] = {
 }
 ADOPTED_HASH = "adopted"  # content_hash of a ledger row taken from feeds/, until a seed confirms it
 
-SCHEMA = (
-    """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     name  TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -89,8 +88,7 @@ CREATE TABLE IF NOT EXISTS outputs (
     inode    INTEGER NOT NULL
 );
 """
-    + DOCUMENTS_TABLE
-)
+SCHEMA += DOCUMENTS_TABLE  # store/documents.py
 
 
 def iso(value: datetime) -> str:
