@@ -238,6 +238,28 @@ def test_sync_watch_follows_each_publish_and_stops_on_sigterm(
     assert "SIGTERM received, stopping" in out
 
 
+def test_sync_refuses_paths_outside_its_folder_and_says_what_failed_in_one_line(
+    tmp_path: Path, pg_schema_url: str
+) -> None:
+    from feedsvc.store.postgres import PostgresStore
+
+    site = _pg_site(tmp_path, pg_schema_url)
+    _corpus(site / "seeds", 1)
+    assert feedsvc(site, "build").returncode == 0
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    done = feedsvc(site, "sync", "--feeds", str(not_a_folder))
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "keeps what it had" in done.stderr
+    with PostgresStore(pg_schema_url, site_id=SITE_ID) as store, store.transaction():
+        store.record_documents([_doc("../escaped.html", b"x", 1)], [])
+    done = feedsvc(site, "sync", "--feeds", str(tmp_path / "mirror"))
+    assert done.returncode == 1
+    assert "leads outside the folder" in done.stderr, done.stderr
+    assert not (tmp_path / "escaped.html").exists()
+
+
 def test_sync_needs_a_postgres_store(tmp_path: Path) -> None:
     site = make_site(tmp_path / "site")
     done = feedsvc(site, "sync", "--feeds", str(tmp_path / "mirror"))

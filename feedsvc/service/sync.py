@@ -27,10 +27,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from .._causes import os_cause
 from .._digest import content_digest
 from ..build.outputs import GZIP_SUFFIX, TMP_DIR, is_archive_page
 from ..config import Settings
-from ..errors import ConfigError, StoreError
+from ..errors import ConfigError, PublishError, StoreError
 from ..models import ARTICLES_DIR
 from ..store import Store, StoredDocument, open_listener, open_store
 
@@ -84,6 +85,17 @@ def _order(rel: str) -> tuple[int, str]:
     return (0 if linked else 1, rel)
 
 
+def _plain(rel: str) -> bool:
+    """Whether ``rel`` names a file inside the folder: relative, no ``..``, nothing hidden."""
+    parts = rel.split("/")
+    return (
+        not rel.startswith("/")
+        and "\\" not in rel
+        and "\0" not in rel
+        and all(p and not p.startswith(".") for p in parts)
+    )
+
+
 def sync_once(store: Store, root: Path) -> SyncReport:
     """Make ``root`` hold exactly the documents in ``store`` (see the module docstring).
 
@@ -94,6 +106,9 @@ def sync_once(store: Store, root: Path) -> SyncReport:
     index = store.document_refs()
     have = local_files(root)
     stale = [ref for rel, ref in index.items() if have.get(rel) != (ref.size, ref.modified_ns)]
+    for ref in stale:
+        if not _plain(ref.path):
+            raise StoreError(ref.path, "a stored document's path leads outside the folder")
     tmp = root / TMP_DIR
     tmp.mkdir(exist_ok=True)
     staged: list[tuple[Path, str]] = []
@@ -171,18 +186,24 @@ def sync_folder(settings: Settings, root: Path) -> SyncReport:
 
 def sync(store: Store, root: Path) -> SyncReport:
     """``sync_once``, again while publishes overtake it (at most ``ROUNDS`` rounds)."""
-    remove_tmp(root)
-    for _ in range(ROUNDS - 1):
+    try:
+        remove_tmp(root)
+        for _ in range(ROUNDS - 1):
+            try:
+                return sync_once(store, root)
+            except Overtaken:
+                continue
         try:
             return sync_once(store, root)
         except Overtaken:
-            continue
-    try:
-        return sync_once(store, root)
-    except Overtaken:
-        raise StoreError(
-            str(root), f"documents kept changing during {ROUNDS} rounds in a row; try again"
-        ) from None
+            raise StoreError(
+                str(root), f"documents kept changing during {ROUNDS} rounds in a row; try again"
+            ) from None
+    except OSError as e:
+        where = e.filename or root
+        raise PublishError(
+            f"{where}: {os_cause(e)}; {root} keeps what it had, every file whole"
+        ) from e
 
 
 class Mirror:
@@ -251,7 +272,7 @@ class Mirror:
                     self.rounds += 1
                     if self.on_round is not None:
                         self.on_round(report)
-            except (StoreError, OSError) as e:  # the store, or the folder: retried
+            except (PublishError, OSError) as e:  # the store, or the folder: retried
                 self.error = str(e)
                 if self.on_error is not None:
                     self.on_error(e)
