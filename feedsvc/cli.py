@@ -250,6 +250,12 @@ def check(
     help="Do not serve HTTP (nginx or a CDN serves the feeds directory).",
 )
 @click.option(
+    "--roles",
+    metavar="ROLES",
+    help="What this process does, of ingest,build,serve; serve alone mirrors the feeds a"
+    " builder publishes into the PostgreSQL store [config: roles; default: all three].",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
     default="INFO",
@@ -272,6 +278,7 @@ def run(
     host: str | None,
     port: int | None,
     no_serve: bool,
+    roles: str | None,
     log_level: str,
     log_format: Literal["text", "json"],
 ) -> None:
@@ -287,6 +294,7 @@ def run(
       feedsvc run --config config/
       feedsvc run --port 0 --log-format json
       feedsvc run --no-serve --feeds /var/www/feeds
+      feedsvc run --roles serve --store-url postgresql://feedsvc@db/news
     """
     from .config import load_settings
     from .service.daemon import run as run_daemon
@@ -299,6 +307,7 @@ def run(
         "port": port,
         "serve": False if no_serve else None,
         "store_url": _store_url(),
+        "roles": roles,
     }
 
     def load(*, reloading: bool = False) -> Settings:
@@ -312,6 +321,55 @@ def run(
     except FeedsvcError as e:
         raise click.ClickException(str(e)) from e
     sys.exit(code)
+
+
+@main.command("sync")
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(path_type=Path),
+    help="Config file or directory [default: config/feedsvc.toml if present].",
+)
+@click.option(
+    "--feeds",
+    type=click.Path(path_type=Path),
+    help="The folder to mirror the documents into [config: feeds_dir].",
+)
+@_store_url_option
+@click.option("--watch", is_flag=True, help="Keep mirroring: within a second of each publish.")
+@click.option("-q", "--quiet", is_flag=True, help="Print errors only.")
+def sync_command(config: Path | None, feeds: Path | None, watch: bool, quiet: bool) -> None:
+    """Mirror the published documents from the PostgreSQL store into a folder (for nginx).
+
+    Each file is replaced atomically and dated as published, so its ETag and Last-Modified
+    match the builder's; pages land before the feeds that link them, and files the store no
+    longer has are removed. With --watch it keeps going until SIGTERM or Ctrl-C, woken by
+    each publish (LISTEN/NOTIFY) and polling every few seconds as well.
+
+    \b
+    Example:
+      feedsvc sync --feeds /var/www/feeds --store-url postgresql://feedsvc@db/news
+      feedsvc sync --feeds /var/www/feeds --watch --config config/
+    """
+    from .service.sync import sync_folder
+
+    settings = _settings(config, None, feeds)
+    if not watch:
+        try:
+            report = sync_folder(settings, settings.feeds_dir)
+        except FeedsvcError as e:
+            raise click.ClickException(str(e)) from e
+        if not quiet:
+            click.echo(f"{settings.feeds_dir}: {report.describe()}")
+        return
+    from .service.logs import setup_logging
+    from .service.sync import watch_folder
+
+    setup_logging("WARNING" if quiet else "INFO", "text")
+    try:
+        watch_folder(settings, settings.feeds_dir)
+    except FeedsvcError as e:
+        raise click.ClickException(str(e)) from e
 
 
 @main.command("import-ids")

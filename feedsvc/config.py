@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -48,6 +48,9 @@ DEFAULT_MAX_FEED_BYTES = 512 * 1024
 DEFAULT_ARCHIVE_PAGE_SIZE = 50
 
 PATH_KEYS = ("seeds_dir", "feeds_dir", "state_dir")
+
+Role = Literal["ingest", "build", "serve"]
+ROLES: tuple[Role, ...] = ("ingest", "build", "serve")  # `feedsvc run --roles` (#10)
 
 
 def redact_url(url: str) -> str:
@@ -118,6 +121,8 @@ class Settings(BaseModel):
     host: str = Field(default=DEFAULT_HOST, min_length=1)
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
     serve: bool = DEFAULT_SERVE
+    # What `feedsvc run` does (#10): all three by default; others need store_url (see daemon).
+    roles: tuple[Role, ...] = Field(default=ROLES, min_length=1)
     status_public: bool = DEFAULT_STATUS_PUBLIC  # /status (and /healthz's reason) to non-local
     cache_max_age: int = Field(default=DEFAULT_CACHE_MAX_AGE, ge=0, le=365 * 86400)
     # The readers' poll hint (RSS <ttl>, in minutes; 0: none), apart from HTTP's max-age.
@@ -170,6 +175,16 @@ class Settings(BaseModel):
                 "the SQLite store in state_dir"
             )
         return value
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _roles(cls, value: Any) -> Any:
+        if isinstance(value, str):  # from FEEDSVC_ROLES or --roles: "build,serve"
+            value = value.replace(",", " ").split()
+        if isinstance(value, list | tuple):
+            given = [str(r).strip().lower() for r in value]
+            return tuple(r for r in ROLES if r in given) + tuple(r for r in given if r not in ROLES)
+        return value  # pydantic reports the type error
 
     @field_validator("languages", mode="before")
     @classmethod
@@ -332,4 +347,4 @@ def load_settings(
             given = redact_url(given)
         if not isinstance(given, dict):
             reason += f" (got {given!r})"
-        raise ConfigError(key, reason, source=sources.get(key)) from e
+        raise ConfigError(key, reason, source=sources.get(key.partition(".")[0])) from e

@@ -122,7 +122,8 @@ def test_the_writer_never_touches_the_store() -> None:
 
 STORE_WRITES = re.compile(
     r"\bstore\.(set_\w+|put_\w+|delete_\w+|retire|forget|adopt\w*|confirm_adopted|"
-    r"clear_members|drop_members|record_outputs|replace_entry_id|force_rerender)\("
+    r"clear_members|drop_members|record_outputs|record_documents|replace_entry_id|"
+    r"force_rerender)\("
 )
 
 
@@ -137,7 +138,7 @@ def test_store_writes_happen_in_the_ledger_and_the_plan_only() -> None:
         for match in STORE_WRITES.finditer(path.read_text(encoding="utf-8")):
             writes.setdefault(module, []).append(match.group(1))
     publisher = writes.pop("feedsvc.build.publisher", [])
-    assert sorted(set(publisher)) == ["record_outputs", "set_meta"]
+    assert sorted(set(publisher)) == ["record_documents", "record_outputs", "set_meta"]
     assert set(writes) <= allowed, writes
 
 

@@ -25,9 +25,10 @@ from ..errors import MassDeletionError, PublishError, SeedError, StoreError
 from ..seeds import printable_path, require_seeds_dir, seed_key
 from ..store import Store, open_store
 from .adopt import Found, read_published
+from .documents import changed_documents
 from .feeds import FeedSet
 from .ledger import Ledger, MaxDelete, deletion_limit, duplicate_errors, standing_errors
-from .outputs import Writer, WrittenFile, summarize
+from .outputs import Writer, Written, WrittenFile, summarize
 from .plan import Planner
 from .scan import RACY_NS, FileResult, Scanner, ScanResult
 
@@ -196,6 +197,7 @@ class Publisher:
                     store.set_meta("scan_ns", str(scan.started_ns))
                 # the last store writes; an incremental build checks only what it touches
                 plan = self.planner.plan(store, ledger.changes, check_all=scan.full)
+                written = Written()
                 if not plan.idle:
                     written = self.writer.write(
                         plan.documents,
@@ -208,7 +210,12 @@ class Publisher:
                     )
                     report.written, report.files = written.paths, written.files
                     report.repaired = written.repaired
+                if store.keeps_documents:  # PostgreSQL: what serve nodes elsewhere mirror
+                    put, dropped = changed_documents(store, self.settings.feeds_dir, written)
+                    store.record_documents(put, dropped)  # reads (and re-dates) the files
+                if written.stamps:
                     store.record_outputs(written.stamps)  # after the write: it needs the stamps
+                if not plan.idle:
                     store.set_meta("render_fp", self.planner.render_fp)
                 report.errors = standing_errors(store, self.display)
                 report.total = store.count_live()

@@ -28,9 +28,11 @@ from ..build.publisher import Publisher
 from ..config import Settings
 from ..errors import FeedsvcError
 from .logs import LOG_NAMES
+from .roles import builds, check_roles, mirrors
 from .schedule import BuildOutcome, Rebuilder
 from .serve import FeedApp, HTTPServer, ServeOptions
 from .status import DaemonStatus, iso
+from .sync import Mirror, SyncReport
 from .watch import SeedWatcher
 from .websub import HubNotifier, announce
 
@@ -78,15 +80,21 @@ class Daemon:
     """The running parts: watcher → rebuilder → store/feeds; server over feeds/."""
 
     def __init__(self, settings: Settings) -> None:
+        self.roles = check_roles(settings)
         self.settings = settings
         self.publisher = Publisher(settings)
-        self.status = DaemonStatus(probe=self._problems, details=self._details)
+        self.status = DaemonStatus(
+            probe=self._problems, details=self._details, builds=builds(settings)
+        )
+        self.mirror = self._mirror(settings) if mirrors(settings) else None
         self.rebuilder = Rebuilder(self.publisher, on_result=self._built)
         self.notifier: HubNotifier | None = None
         self.watcher = self._watcher(settings)
         self.app = FeedApp(serve_options(settings), status=self.status.snapshot)
         self.server = (
-            HTTPServer(self.app, host=settings.host, port=settings.port) if settings.serve else None
+            HTTPServer(self.app, host=settings.host, port=settings.port)
+            if settings.serve and "serve" in self.roles
+            else None
         )
         self.address: tuple[str, int] | None = None
 
@@ -97,6 +105,18 @@ class Daemon:
             debounce=settings.debounce_seconds,
             deliver=self._deliver,
         )
+
+    def _mirror(self, settings: Settings) -> Mirror:
+        """A serve node's sync loop: the store's documents into its feeds/ (roles.py)."""
+
+        def synced(report: SyncReport) -> None:
+            if report.written or report.removed:
+                log.info("synced %s: %s", settings.feeds_dir, report.describe())
+
+        def failed(error: Exception) -> None:
+            log.error("sync failed, retrying: %s", error)
+
+        return Mirror(settings, settings.feeds_dir, on_round=synced, on_error=failed)
 
     def _deliver(self, paths: list[Path], full: bool) -> None:
         self.rebuilder.request(paths, full=full)
@@ -115,6 +135,8 @@ class Daemon:
         document of the main feed.
         """
         problems: list[str] = []
+        if self.mirror is not None:
+            return self.mirror.problems()
         watch = self.watcher.status
         if watch.problem is not None:
             problems.append(watch.problem)
@@ -132,7 +154,10 @@ class Daemon:
             current = {"kind": building.kind, "paths": building.paths}
             current["started"] = iso(building.started)
         waiting, pending = self.watcher.debouncer.waiting, self.rebuilder.pending
+        if self.mirror is not None:
+            return {"roles": list(self.roles), "sync": self.mirror.describe()}
         return {
+            "roles": list(self.roles),
             "idle": waiting == 0 and self.rebuilder.idle,
             "queue": {"settling": waiting, "pending": pending},
             "watch": {
@@ -174,18 +199,20 @@ class Daemon:
             host, port = self.address
             log.info("serving %s at http://%s:%d/", self.settings.feeds_dir, host, port)
         else:
-            log.info(
-                "not serving HTTP (--no-serve): %s is served by others", self.settings.feeds_dir
-            )
+            why = "--no-serve" if not self.settings.serve else "roles " + ",".join(self.roles)
+            log.info("not serving HTTP (%s): %s is served by others", why, self.settings.feeds_dir)
         try:
             settings = self._with_served_url(self.settings)
             if settings is not self.settings:
                 log.info("base_url not set: links use the served address %s", settings.base_url)
                 self._use(settings)
             self._set_hub(self.settings.websub_hub)
-            self.watcher.start()
-            self.rebuilder.request(full=True)  # catch up on what changed while we were down
-            self.rebuilder.start()
+            if self.mirror is not None:
+                self.mirror.start()
+            if builds(self.settings):
+                self.watcher.start()
+                self.rebuilder.request(full=True)  # catch up on what changed while we were down
+                self.rebuilder.start()
         except BaseException:
             self.stop()
             raise
@@ -194,16 +221,19 @@ class Daemon:
     def reload(self, settings: Settings) -> None:
         """Apply new settings (SIGHUP). Listening address and state_dir need a restart."""
         old = self.settings
-        for key in ("host", "port", "serve", "state_dir"):
+        for key in ("host", "port", "serve", "state_dir", "roles"):
             if getattr(settings, key) != getattr(old, key):
                 log.warning("config key %r changed: takes effect at the next restart", key)
         settings = settings.model_copy(
-            update={k: getattr(old, k) for k in ("host", "port", "serve", "state_dir")}
+            update={k: getattr(old, k) for k in ("host", "port", "serve", "state_dir", "roles")}
         )
         settings = self._with_served_url(settings)
         self._use(settings)
         self.app.configure(serve_options(settings))
         watch_keys = ("seeds_dir", "seed_pattern", "debounce_seconds")
+        if not builds(settings):  # a serve node: nothing to watch or build
+            log.info("configuration reloaded")
+            return
         if any(getattr(settings, k) != getattr(old, k) for k in watch_keys):
             self.watcher.stop()
             self.watcher = self._watcher(settings)
@@ -220,6 +250,8 @@ class Daemon:
         which rolls the build's store transaction back (the feeds are replaced atomically).
         """
         started = time.monotonic()
+        if self.mirror is not None:
+            self.mirror.stop()
         self.watcher.stop()
         finished = self.rebuilder.shutdown(max(0.0, timeout - (time.monotonic() - started)))
         if not finished:  # the process ends now: its sockets and threads go with it

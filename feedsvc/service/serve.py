@@ -10,7 +10,6 @@ cached per header value.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import ipaddress
 import json
 import logging
@@ -31,6 +30,7 @@ from werkzeug.datastructures import ETags
 from werkzeug.http import http_date, parse_accept_header, parse_date, parse_etags
 from werkzeug.security import safe_join
 
+from .._digest import content_digest
 from .._http import HEAD_TIMEOUT, MAX_CONNECTIONS, MAX_HEADER_BYTES, HTTPServer, connection_limit
 from .._version import __version__
 from ..build.outputs import GZIP_LEVEL, GZIP_SUFFIX, INDEX_FILE, served_type
@@ -153,7 +153,7 @@ class FileCache:
         except OSError:
             return None
         stamp = _stamp(st)
-        digest = hashlib.sha256(data).hexdigest()[:32]
+        digest = content_digest(data)
         mtime = math.floor(st.st_mtime_ns / 1e9)
         if known is not None and known.digest == digest:
             version = _Version.of(stamp, known.data, known.gz, digest, known.last_modified)

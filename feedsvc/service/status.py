@@ -41,7 +41,9 @@ class DaemonStatus:
         *,
         probe: Probe | None = None,
         details: Callable[[], Mapping[str, Any]] | None = None,
+        builds: bool = True,  # False: a serve node (#10), healthy by ``probe`` alone
     ) -> None:
+        self.has_builds = builds
         self._lock = threading.Lock()
         self._probe = probe
         self._details = details
@@ -76,7 +78,9 @@ class DaemonStatus:
             builds, failed = self.builds, self.failed
         report = last_ok.report if last_ok is not None else None
         problems = self._probe() if self._probe is not None else []
-        if last is None:
+        if not self.has_builds:  # a serve node: its mirror's problems come from ``probe``
+            pass
+        elif last is None:
             problems.append("starting: no build has finished yet")
         elif last.error is not None:
             problems.append(f"last build failed: {last.error}")

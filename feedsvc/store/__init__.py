@@ -9,9 +9,12 @@ then). Both share the schema and the queries (``sql.py``). Every driver error le
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import Settings
+from ..errors import StoreError
 from .base import ArticleRow, FileState, Member, Stamp, Store, StoreSummary
+from .documents import DocumentRef, StoredDocument
 from .sqlite import (
     REPLACED_SUFFIX,
     SCHEMA_VERSION,
@@ -24,19 +27,25 @@ from .sqlite import (
     store_path,
 )
 
+if TYPE_CHECKING:
+    from .listen import Listener
+
 __all__ = [
     "REPLACED_SUFFIX",
     "SCHEMA_VERSION",
     "STORE_FILE",
     "ArticleRow",
+    "DocumentRef",
     "FileState",
     "Member",
     "SQLiteStore",
     "Stamp",
     "Store",
     "StoreSummary",
+    "StoredDocument",
     "backup_store",
     "check_store",
+    "open_listener",
     "open_store",
     "restore_store",
     "snapshot",
@@ -56,6 +65,21 @@ def open_store(settings: Settings, *, verify: bool = False) -> Store:
 
         return PostgresStore(settings.store_url, site_id=settings.site)
     return SQLiteStore(store_path(settings.state_dir), verify=verify)
+
+
+def open_listener(settings: Settings) -> Listener:
+    """A listener for the wake-ups of this site (PostgreSQL's ``LISTEN``; see ``listen.py``).
+
+    A SQLite store has no other hosts to hear from: ``StoreError``.
+    """
+    if settings.store_url is None:
+        raise StoreError(
+            str(store_path(settings.state_dir)),
+            "documents are kept and announced only in a PostgreSQL store; set store_url",
+        )
+    from .listen import Listener
+
+    return Listener(settings.store_url, site_id=settings.site)
 
 
 def snapshot_store(settings: Settings, into: Path) -> None:

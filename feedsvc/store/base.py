@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Protocol
 
 from ..models import Entry
+from .documents import DocumentRef, StoredDocument
 
 Stamp = tuple[int, int, int]  # (size, mtime_ns, inode) of an output file, from one stat
 
@@ -141,3 +142,12 @@ class Store(Protocol):
     def iter_live_articles(self) -> Iterator[Entry]: ...
     def live_articles(self, limit: int | None = None) -> list[Entry]: ...
     def count_live(self) -> int: ...
+
+    # the published documents, for serve nodes on other hosts (written on PostgreSQL only)
+    keeps_documents: bool
+
+    def documents_serial(self) -> int: ...
+    def document_refs(self) -> dict[str, DocumentRef]: ...
+    def documents(self, refs: Sequence[DocumentRef]) -> Iterator[StoredDocument]: ...
+    def record_documents(self, put: Iterable[StoredDocument], removed: Iterable[str]) -> int: ...
+    def wake(self, topic: str) -> None: ...

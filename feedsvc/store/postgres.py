@@ -84,6 +84,7 @@ class PostgresStore(SQLStore):
     """
 
     dialect = POSTGRES
+    keeps_documents = True  # serve nodes on other hosts mirror them (documents.py)
 
     def __init__(self, url: str, *, site_id: str) -> None:
         self.url = url

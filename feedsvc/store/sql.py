@@ -22,8 +22,9 @@ from typing import Any
 from ..errors import StoreError
 from ..models import Entry
 from .base import ArticleRow, FileState, Member, Stamp
+from .documents import DOCUMENTS_TABLE, DocumentQueries
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 # target version -> the SQL that upgrades a store from the version before it. Applied in order,
 # all in one transaction, when a store with an older schema is opened.
 MIGRATIONS: dict[int, str] = {
@@ -31,6 +32,8 @@ MIGRATIONS: dict[int, str] = {
     # every file of a v1 store is read (hashed) once more on the next build.
     2: "ALTER TABLE files ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE files ADD COLUMN inode INTEGER NOT NULL DEFAULT 0",
+    # v3: the published documents, for serve nodes on other hosts (written on PostgreSQL only)
+    3: DOCUMENTS_TABLE,
 }
 ADOPTED_HASH = "adopted"  # content_hash of a ledger row taken from feeds/, until a seed confirms it
 
@@ -85,6 +88,7 @@ CREATE TABLE IF NOT EXISTS outputs (
     inode    INTEGER NOT NULL
 );
 """
+SCHEMA += DOCUMENTS_TABLE  # store/documents.py
 
 
 def iso(value: datetime) -> str:
@@ -109,6 +113,18 @@ class Dialect:
     placeholder: str  # what ``?`` becomes
     integer: str  # what ``INTEGER`` becomes in DDL
     text: str  # what ``TEXT`` becomes in DDL
+    blob: str = "BLOB"  # what ``BLOB`` becomes in DDL
+    # Waking other processes at commit (PostgreSQL's NOTIFY): the statement, given the channel
+    # and the payload; None: they poll. Channel and payload are made here and nowhere else.
+    wake: str | None = None
+
+    def channel(self, site_id: str) -> str:
+        """The wake-up channel of one site (an identifier: ``LISTEN`` takes it unquoted)."""
+        return f"feedsvc_{lock_key(site_id) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+    def payload(self, topic: str) -> str:
+        """A wake-up's payload: what changed (``documents``: a publish; ``seeds``: ingest)."""
+        return topic
 
     def sql(self, statement: str) -> str:
         """A statement of the shared SQL in this dialect (placeholders rewritten)."""
@@ -117,6 +133,7 @@ class Dialect:
     def ddl(self, script: str) -> str:
         """A schema script (``SCHEMA``, a migration) with this dialect's column types."""
         script = re.sub(r"\bINTEGER\b", self.integer, script)
+        script = re.sub(r"\bBLOB\b", self.blob, script)
         return re.sub(r"\bTEXT\b", self.text, script)
 
 
@@ -128,7 +145,9 @@ def _rewrite(statement: str, placeholder: str) -> str:
 
 
 SQLITE = Dialect("sqlite", "?", "INTEGER", "TEXT")
-POSTGRES = Dialect("postgresql", "%s", "BIGINT", 'TEXT COLLATE "C"')
+POSTGRES = Dialect(
+    "postgresql", "%s", "BIGINT", 'TEXT COLLATE "C"', blob="BYTEA", wake="SELECT pg_notify(?, ?)"
+)
 
 
 def lock_key(site_id: str) -> int:
@@ -161,7 +180,7 @@ def too_new(where: str, found: int, known: str) -> StoreError:
     )
 
 
-class SQLStore:
+class SQLStore(DocumentQueries):
     """Every query of the ``Store`` protocol, on ``self._db`` in ``self.dialect``.
 
     ``self._db`` is a connection whose ``execute(sql, params)`` returns a cursor (iterable,
@@ -170,6 +189,13 @@ class SQLStore:
 
     dialect: Dialect = SQLITE
     _db: Any
+    site_id: str = ""
+
+    def wake(self, topic: str) -> None:
+        """Wake this site's listeners when the transaction commits (where the dialect can)."""
+        if self.dialect.wake is not None:
+            channel = self.dialect.channel(self.site_id)
+            self._db.execute(self.dialect.wake, (channel, self.dialect.payload(topic)))
 
     # --- meta -------------------------------------------------------------------------
     def get_meta(self, name: str) -> str | None:
