@@ -41,10 +41,12 @@ class DaemonStatus:
         *,
         probe: Probe | None = None,
         details: Callable[[], Mapping[str, Any]] | None = None,
+        standby: Callable[[], bool] | None = None,
     ) -> None:
         self._lock = threading.Lock()
         self._probe = probe
         self._details = details
+        self._standby = standby  # True: another process leads the builds (#10)
         self.started = datetime.now(UTC)
         self.builds = 0
         self.failed = 0
@@ -76,12 +78,15 @@ class DaemonStatus:
             builds, failed = self.builds, self.failed
         report = last_ok.report if last_ok is not None else None
         problems = self._probe() if self._probe is not None else []
-        if last is None:
+        standby = self._standby is not None and self._standby()
+        if standby:  # it does not build: its own builds say nothing of its health
+            pass
+        elif last is None:
             problems.append("starting: no build has finished yet")
         elif last.error is not None:
             problems.append(f"last build failed: {last.error}")
         healthy = not problems
-        reason = "; ".join(problems) if problems else "ok"
+        reason = "; ".join(problems) if problems else "ok (standby)" if standby else "ok"
         errors = report.errors if report is not None else []
         info: dict[str, Any] = {
             "healthy": healthy,
