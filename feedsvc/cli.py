@@ -107,8 +107,10 @@ def _leading(publisher: Publisher) -> Iterator[None]:
         return
     from .service.leader import build_leadership
 
-    with build_leadership(publisher.settings) as fence:
-        publisher.fence = fence
+    with build_leadership(publisher.settings) as leadership:
+        if leadership is not None:
+            publisher.fence = leadership.fence
+            publisher.writer.guard = leadership.guard
         yield
 
 

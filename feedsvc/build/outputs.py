@@ -203,6 +203,9 @@ class Writer:
         self.tmp = root / TMP_DIR
         self.gzip_feeds = gzip_feeds
         self.touched: list[Path] = []  # every file written since the caller cleared it
+        # called before each file is written or removed; raises to stop the write (#10: a
+        # leader whose lease ran out, e.g. after a SIGSTOP mid-write, writes no more files)
+        self.guard: Callable[[], None] | None = None
 
     def write(
         self,
@@ -277,6 +280,8 @@ class Writer:
         path = self.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         data = doc.render()
+        if self.guard is not None:
+            self.guard()
         changed = write_atomic(path, data, durable=doc.durable, tmp_dir=self.tmp)
         if changed:
             self.touched.append(path)
@@ -341,6 +346,8 @@ class Writer:
                     os.close(fd)
                 stamps[rel] = (st.st_size, st.st_mtime_ns, st.st_ino)
                 done.append(rel)
+            if self.guard is not None:
+                self.guard()
             os.rename(stage, self.root / ARTICLES_DIR)  # replaces an empty articles/ too
         except BaseException:
             shutil.rmtree(stage, ignore_errors=True)
@@ -350,6 +357,8 @@ class Writer:
 
     def _remove(self, rel: str, written: Written) -> None:
         """Remove an output we wrote, and forget it."""
+        if self.guard is not None:
+            self.guard()
         (self.root / rel).unlink(missing_ok=True)
         written.stamps[rel] = None
 

@@ -109,8 +109,11 @@ class Daemon:
 
     # --- leadership (PostgreSQL, #10) ---------------------------------------------------------
     def _publisher(self, settings: Settings) -> Publisher:
-        fence = None if self.leadership is None else self.leadership.fence
-        return Publisher(settings, fence=fence)
+        if self.leadership is None:
+            return Publisher(settings)
+        publisher = Publisher(settings, fence=self.leadership.fence)
+        publisher.writer.guard = self.leadership.guard
+        return publisher
 
     def _leads(self) -> bool:
         return self.leadership is None or self.leadership.leading

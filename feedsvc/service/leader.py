@@ -162,6 +162,20 @@ class Leadership:
                 self.site, "the lease ran out during the build; build abandoned, nothing written"
             )
 
+    def guard(self) -> None:
+        """Before each file a build writes: raise ``LeaderError`` once the lease ran out.
+
+        Only the clock, no round trip: a leader stopped (SIGSTOP) in the middle of writing
+        wakes up past its lease and writes no further file.
+        """
+        if not self.leading:
+            self._demote("its lease ran out while writing")
+            raise LeaderError(
+                self.site,
+                "this process lost the lead while writing the feeds (its lease ran out); "
+                "build abandoned, the store is kept as it was",
+            )
+
     # -- one step --------------------------------------------------------------------------------
     def _connect(self) -> LeaderLock:
         from ..store.pglock import LeaderLock
@@ -342,8 +356,9 @@ def leadership_for(
 
 
 @contextmanager
-def build_leadership(settings: Settings) -> Iterator[Callable[[Store], None] | None]:
-    """``feedsvc build``'s lead: the fence for its ``Publisher``, held for the build.
+def build_leadership(settings: Settings) -> Iterator[Leadership | None]:
+    """``feedsvc build``'s lead (its ``fence`` and ``guard`` for the ``Publisher``), held for
+    the build.
 
     None with SQLite. With PostgreSQL, raises ``LeaderError`` naming the leader's host and pid
     when a daemon leads the site (exit status 1; see ``Leadership.acquire``).
@@ -355,7 +370,7 @@ def build_leadership(settings: Settings) -> Iterator[Callable[[Store], None] | N
     try:
         leadership.acquire()
         leadership.start()
-        yield leadership.fence
+        yield leadership
     finally:
         leadership.stop()
 
