@@ -179,7 +179,10 @@ def failover(
 
         wait(standing_by, "the woken leader standing by")
         after = files(old.root / "feeds")
-        wrote = sum(1 for k, v in after.items() if frozen.get(k) != v)
+        changed = sorted(k for k, v in after.items() if frozen.get(k) != v)
+        if changed:
+            print(f"  {name} wrote after it woke up: {', '.join(changed)}", file=sys.stderr)
+        wrote = len(changed)
     return new_name, seconds, catching, wrote
 
 
@@ -197,6 +200,7 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="feedsvc-failover-"))
     server = PgServer(bindir)
     nodes: dict[str, Daemon] = {}
+    writer: Writer | None = None
     out: dict[str, Any] = {"nodes": args.nodes, "failovers": args.failovers, "rate": args.rate}
     try:
         server.start()
@@ -286,7 +290,15 @@ def main() -> int:
             final_equals_clean_build=not differ,
             differing_files=differ[:10],
         )
+    except BaseException:
+        for name, d in nodes.items():  # each node's own account, for the failure report
+            print(f"--- {name}: {status(d)}", file=sys.stderr)
+            print("\n".join(d.lines[-40:]), file=sys.stderr)
+        raise
     finally:
+        if writer is not None:
+            writer.stop_event.set()
+            writer.join()
         for d in nodes.values():
             if d.proc.poll() is None:
                 d.proc.send_signal(signal.SIGCONT)

@@ -282,7 +282,9 @@ class Writer:
         data = doc.render()
         if self.guard is not None:
             self.guard()
-        changed = write_atomic(path, data, durable=doc.durable, tmp_dir=self.tmp)
+        changed = write_atomic(
+            path, data, durable=doc.durable, tmp_dir=self.tmp, before_replace=self.guard
+        )
         if changed:
             self.touched.append(path)
             written.paths.append(path)
@@ -295,7 +297,9 @@ class Writer:
             gz = self.root / gz_rel
             if changed or gz_rel in suspect or _older(gz, path):
                 packed = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
-                if write_atomic(gz, packed, durable=doc.durable, tmp_dir=self.tmp):
+                if write_atomic(
+                    gz, packed, durable=doc.durable, tmp_dir=self.tmp, before_replace=self.guard
+                ):
                     self.touched.append(gz)
                     written.files.append(WrittenFile(gz_rel, "gzip", doc.feed))
                     if gz_rel in suspect:

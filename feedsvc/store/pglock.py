@@ -10,7 +10,8 @@ frozen server hangs statements, so a timer shuts the socket down and the stateme
 Each promotion bumps ``leader_epoch``, kept with the holder's host, pid, kind and start time as
 one ``meta`` row (``LEADER_META``) under the build lock, so a build in flight and a promotion
 never interleave, and a build can check inside its own transaction that its epoch is still the
-store's (``read_leader``, through the ``Store`` protocol).
+store's (``read_leader``, through the ``Store`` protocol). A promotion first ends the previous
+leader's store sessions: a frozen leader may sit in a transaction holding a lock.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 import psycopg
-from psycopg import errors as pgerrors
 
 from ..config import redact_url
 from ..errors import StoreError
@@ -38,7 +38,7 @@ from .sql import lock_key
 T = TypeVar("T")
 LEADER_META = "leader"  # the meta row: {"epoch", "host", "pid", "kind", "since"} as JSON
 Kind = Literal["run", "build"]
-PROMOTE_WAIT = 1.0  # s a promotion waits for the old leader's build before ending its sessions
+PROMOTE_END_WAIT = 5.0  # s a promotion waits for the old leader's sessions to end
 PROMOTE_LOCK_TIMEOUT = 10.0  # s it then waits for the build lock at most
 
 
@@ -167,21 +167,17 @@ class LeaderLock:
     def promote(self, *, kind: Kind) -> LeaderRecord:
         """Bump the epoch and record this process as the leader, under the build lock.
 
-        A build of the old leader still in its transaction (a frozen process) holds the build
-        lock: after ``PROMOTE_WAIT`` s its sessions are ended (it lost the lock: it is fenced).
+        First the sessions of the previous leader (named in the record) are ended: it lost
+        the lock, so it is dead, frozen or fenced, and a frozen one may sit in a transaction
+        holding the build or schema lock, which would stall every build after it.
         """
         host, pid = socket.gethostname(), os.getpid()
 
         def run(conn: psycopg.Connection[Any]) -> LeaderRecord:
+            self._end_old_sessions(conn)
             with conn.transaction():
-                conn.execute(f"SET LOCAL lock_timeout = {round(PROMOTE_WAIT * 1000)}")
-                try:
-                    with conn.transaction():  # a savepoint: a lock timeout leaves it alone
-                        conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.build_key,))
-                except pgerrors.LockNotAvailable:
-                    self._end_old_builds(conn)
-                    conn.execute(f"SET LOCAL lock_timeout = {round(PROMOTE_LOCK_TIMEOUT * 1000)}")
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.build_key,))
+                conn.execute(f"SET LOCAL lock_timeout = {round(PROMOTE_LOCK_TIMEOUT * 1000)}")
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.build_key,))
                 row = conn.execute(
                     "SELECT value FROM meta WHERE name = %s", (LEADER_META,)
                 ).fetchone()
@@ -200,26 +196,26 @@ class LeaderLock:
                 )
             return record
 
-        saved, self.deadline = self.deadline, self.deadline + PROMOTE_WAIT + PROMOTE_LOCK_TIMEOUT
+        saved, self.deadline = (
+            self.deadline,
+            self.deadline + PROMOTE_END_WAIT + PROMOTE_LOCK_TIMEOUT,
+        )
         try:
             return self._guarded("promoting", run)
         finally:
             self.deadline = saved
 
-    def _end_old_builds(self, conn: psycopg.Connection[Any]) -> None:
-        """End the sessions of the old leader (named in the record) that hold the build lock."""
+    def _end_old_sessions(self, conn: psycopg.Connection[Any]) -> None:
+        """End the store sessions of the previous leader (not this process), and wait for it."""
         row = conn.execute("SELECT value FROM meta WHERE name = %s", (LEADER_META,)).fetchone()
         old = parse_leader(None if row is None else str(row[0]))
         if old is None or (old.host, old.pid) == (socket.gethostname(), os.getpid()):
             return
         conn.execute(
-            "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a"
-            " JOIN pg_locks l ON l.pid = a.pid AND l.locktype = 'advisory' AND l.granted"
-            " AND l.classid::bigint = %s AND l.objid::bigint = %s AND l.objsubid = 1"
-            " WHERE a.application_name = %s AND a.pid <> pg_backend_pid()",
+            "SELECT pg_terminate_backend(pid, %s) FROM pg_stat_activity"
+            " WHERE application_name = %s AND pid <> pg_backend_pid()",
             (
-                (self.build_key >> 32) & 0xFFFFFFFF,
-                self.build_key & 0xFFFFFFFF,
+                round(PROMOTE_END_WAIT * 1000),
                 application_name("feedsvc", host=old.host, pid=old.pid),
             ),
         )
