@@ -21,6 +21,7 @@ from feedsvc.config import Settings
 from feedsvc.errors import LeaderError
 from feedsvc.service.leader import Leadership, Timing, leadership_for
 from feedsvc.store import open_store
+from feedsvc.store.pglock import read_leader
 
 from .conftest import seed_text
 from .harness import Daemon, feedsvc, key_of, make_site, seed_name, wait_for, write
@@ -266,3 +267,18 @@ def test_a_daemon_rides_out_a_server_outage_and_catches_up(
     errors = [line for line in da.lines if " ERROR " in line and "leader election" in line]
     assert 1 <= len(errors) <= 3, errors  # one line per new failure, not one per retry
     assert da.logged(f"store {redacted} reachable again")
+
+
+def test_the_lock_connection_keeps_the_url_s_own_options(
+    tmp_path: Path, pg_schema_url: str
+) -> None:
+    """A URL with ``options=-csearch_path=…`` (a schema per site): the leader record is there."""
+    settings = Settings(store_url=pg_schema_url, site_id=SITE, state_dir=tmp_path / "state")
+    leadership = Leadership(settings)
+    try:
+        assert leadership.try_promote()
+        assert leadership.status()["leader"]["epoch"] == 1
+        with open_store(settings) as store:
+            assert read_leader(store) is not None
+    finally:
+        leadership.stop()

@@ -108,10 +108,17 @@ class LeaderLock:
                 autocommit=True,
                 connect_timeout=max(1, min(CONNECT_TIMEOUT, round(deadline))),
                 application_name=application_name("feedsvc-leader"),
-                options=f"-c idle_session_timeout={round(idle_timeout * 1000)}",
             )
         except psycopg.Error as e:
             raise StoreError(self.where, f"cannot connect: {_cause(e)}") from None
+        try:  # for this session only (the URL's own ``options`` stay as they are)
+            self._guarded("setting idle_session_timeout", lambda c: c.execute(
+                "SELECT set_config('idle_session_timeout', %s, false)",
+                (f"{round(idle_timeout * 1000)}ms",),
+            ))  # fmt: skip
+        except StoreError:
+            self.close()
+            raise
 
     # -- statements with a deadline -----------------------------------------------------------
     def _shutdown(self) -> None:
