@@ -255,7 +255,7 @@ def test_a_daemon_rides_out_a_server_outage_and_catches_up(
     assert pg_db.server.password not in reason
     redacted = pg_db.url.replace(f":{pg_db.server.password}@", "@")
     assert redacted in reason
-    wait_for(lambda: da.logged("next in 1 s"), timeout=TAKEOVER, what="a second retry")
+    wait_for(lambda: da.logged("next in 2 s"), timeout=TAKEOVER, what="a third try")
     assert da.proc.poll() is None
     assert feed_files(a / "feeds") == published  # nothing half published meanwhile
     code, _, _ = da.get("/atom.xml")
@@ -264,8 +264,9 @@ def test_a_daemon_rides_out_a_server_outage_and_catches_up(
     pg_db.server.start()
     wait_for(lambda: leader_of(da), timeout=TAKEOVER, what="a leads again")
     da.served(key_of(2))
-    errors = [line for line in da.lines if " ERROR " in line and "leader election" in line]
-    assert 1 <= len(errors) <= 3, errors  # one line per new failure, not one per retry
+    tries = [line for line in da.lines if "leader election: " in line]
+    errors = [line for line in tries if " ERROR " in line]
+    assert 1 <= len(errors) < len(tries), errors  # a line per new failure, not one per retry
     assert da.logged(f"store {redacted} reachable again")
 
 
