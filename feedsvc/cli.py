@@ -6,8 +6,8 @@ The library is imported inside the commands, so ``--version`` and ``--help`` loa
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -99,6 +99,21 @@ def _progress(publisher: Publisher, quiet: bool) -> AbstractContextManager[Any]:
     return click.progressbar(length=total, label="reading seeds", file=sys.stderr)
 
 
+@contextmanager
+def _leading(publisher: Publisher) -> Iterator[None]:
+    """With PostgreSQL, build only as the site's leader (#10): refused while a daemon leads."""
+    if publisher.settings.store_url is None:
+        yield
+        return
+    from .service.leader import build_leadership
+
+    with build_leadership(publisher.settings) as leadership:
+        if leadership is not None:
+            publisher.fence = leadership.fence
+            publisher.writer.guard = leadership.guard
+        yield
+
+
 def _ping_hub(settings: Settings, report: BuildReport) -> None:
     """Tell the WebSub hub about the feeds this build wrote (``websub.announce``)."""
     if settings.websub_hub is None or not report.files:
@@ -158,7 +173,7 @@ def build(
 
     try:
         publisher = Publisher(_settings(config, seeds, feeds))
-        with _progress(publisher, quiet or bool(only)) as bar:
+        with _leading(publisher), _progress(publisher, quiet or bool(only)) as bar:
             report = publisher.build(
                 list(only) or None,
                 on_file=(lambda _: bar.update(1)) if bar else None,

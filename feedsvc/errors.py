@@ -11,6 +11,8 @@ FeedsvcError
 ├── PublishError           the store or the feeds could not be written
 │   └── StoreError         the state dir or the store in it cannot be used: .path, .reason
 ├── LockError              another feedsvc process holds the state directory: .path, .holder
+├── LeaderError            another process leads the site's builds, or this one lost the lead:
+│                          .site, .reason, .leader (who leads, when known)
 ├── ServeError             the HTTP server could not start
 └── OldFeedError           an old feed (``import-ids``) cannot be read: .source, .reason
 """
@@ -130,6 +132,19 @@ class LockError(FeedsvcError):
             or f"{self.path}: another feedsvc process (pid {holder}) is writing this state "
             f"directory; waited {waited:g} s"
         )
+
+
+class LeaderError(FeedsvcError):
+    """This process may not build the site: another one leads it, or it was fenced out.
+
+    ``leader`` describes the current leader (host, pid, epoch) when it is known.
+    """
+
+    def __init__(self, site: str, reason: str, *, leader: str | None = None) -> None:
+        self.site = site
+        self.reason = reason
+        self.leader = leader
+        super().__init__(f"site {site!r}: {reason}")
 
 
 class ServeError(FeedsvcError):

@@ -203,6 +203,9 @@ class Writer:
         self.tmp = root / TMP_DIR
         self.gzip_feeds = gzip_feeds
         self.touched: list[Path] = []  # every file written since the caller cleared it
+        # called before each file is written or removed; raises to stop the write (#10: a
+        # leader whose lease ran out, e.g. after a SIGSTOP mid-write, writes no more files)
+        self.guard: Callable[[], None] | None = None
 
     def write(
         self,
@@ -277,7 +280,11 @@ class Writer:
         path = self.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         data = doc.render()
-        changed = write_atomic(path, data, durable=doc.durable, tmp_dir=self.tmp)
+        if self.guard is not None:
+            self.guard()
+        changed = write_atomic(
+            path, data, durable=doc.durable, tmp_dir=self.tmp, before_replace=self.guard
+        )
         if changed:
             self.touched.append(path)
             written.paths.append(path)
@@ -290,7 +297,9 @@ class Writer:
             gz = self.root / gz_rel
             if changed or gz_rel in suspect or _older(gz, path):
                 packed = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
-                if write_atomic(gz, packed, durable=doc.durable, tmp_dir=self.tmp):
+                if write_atomic(
+                    gz, packed, durable=doc.durable, tmp_dir=self.tmp, before_replace=self.guard
+                ):
                     self.touched.append(gz)
                     written.files.append(WrittenFile(gz_rel, "gzip", doc.feed))
                     if gz_rel in suspect:
@@ -341,6 +350,8 @@ class Writer:
                     os.close(fd)
                 stamps[rel] = (st.st_size, st.st_mtime_ns, st.st_ino)
                 done.append(rel)
+            if self.guard is not None:
+                self.guard()
             os.rename(stage, self.root / ARTICLES_DIR)  # replaces an empty articles/ too
         except BaseException:
             shutil.rmtree(stage, ignore_errors=True)
@@ -350,6 +361,8 @@ class Writer:
 
     def _remove(self, rel: str, written: Written) -> None:
         """Remove an output we wrote, and forget it."""
+        if self.guard is not None:
+            self.guard()
         (self.root / rel).unlink(missing_ok=True)
         written.stamps[rel] = None
 

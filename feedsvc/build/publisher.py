@@ -92,8 +92,12 @@ class Publisher:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         adopt_from: Path | None = None,
+        fence: Callable[[Store], None] | None = None,
     ) -> None:
         self.settings = settings
+        # PostgreSQL's leadership (#10): raises ``LeaderError`` inside the build transaction
+        # when this process no longer leads the site, so a fenced-out builder writes nothing
+        self.fence = fence
         self.clock = clock
         self.adopt_from = adopt_from or settings.feeds_dir  # where a new store finds its ids
         self.seeds = settings.seeds_dir
@@ -155,6 +159,8 @@ class Publisher:
         self.writer.touched.clear()
         try:
             with store.transaction():
+                if self.fence is not None:
+                    self.fence(store)
                 ledger = Ledger(
                     store,
                     self.feeds,
@@ -198,6 +204,8 @@ class Publisher:
                 # the last store writes; an incremental build checks only what it touches
                 plan = self.planner.plan(store, ledger.changes, check_all=scan.full)
                 written = Written()
+                if self.fence is not None:  # right before the write, under the build lock
+                    self.fence(store)
                 if not plan.idle:
                     written = self.writer.write(
                         plan.documents,

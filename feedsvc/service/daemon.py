@@ -27,6 +27,7 @@ from ..build.outputs import SERVED_TYPES
 from ..build.publisher import Publisher
 from ..config import Settings
 from ..errors import FeedsvcError
+from .leader import leadership_for, store_status
 from .logs import LOG_NAMES
 from .roles import builds, check_roles, mirrors
 from .schedule import BuildOutcome, Rebuilder
@@ -82,12 +83,23 @@ class Daemon:
     def __init__(self, settings: Settings) -> None:
         self.roles = check_roles(settings)
         self.settings = settings
-        self.publisher = Publisher(settings)
+        # PostgreSQL: one builder per site (#10); None with SQLite or without the build role
+        self.leadership = (
+            leadership_for(settings, on_promoted=self._promoted) if builds(settings) else None
+        )
+        self.publisher = self._publisher(settings)
         self.status = DaemonStatus(
-            probe=self._problems, details=self._details, builds=builds(settings)
+            probe=self._problems,
+            details=self._details,
+            builds=builds(settings),
+            standby=self._standby,
         )
         self.mirror = self._mirror(settings) if mirrors(settings) else None
-        self.rebuilder = Rebuilder(self.publisher, on_result=self._built)
+        self.rebuilder = Rebuilder(
+            self.publisher,
+            on_result=self._built,
+            gate=None if self.leadership is None else lambda: self._leads(),
+        )
         self.notifier: HubNotifier | None = None
         self.watcher = self._watcher(settings)
         self.app = FeedApp(serve_options(settings), status=self.status.snapshot)
@@ -118,6 +130,24 @@ class Daemon:
 
         return Mirror(settings, settings.feeds_dir, on_round=synced, on_error=failed)
 
+    # --- leadership (PostgreSQL, #10) ---------------------------------------------------------
+    def _publisher(self, settings: Settings) -> Publisher:
+        if self.leadership is None:
+            return Publisher(settings)
+        publisher = Publisher(settings, fence=self.leadership.fence)
+        publisher.writer.guard = self.leadership.guard
+        return publisher
+
+    def _leads(self) -> bool:
+        return self.leadership is None or self.leadership.leading
+
+    def _standby(self) -> bool:
+        return self.leadership is not None and not self.leadership.leading
+
+    def _promoted(self, record: object) -> None:
+        """A new leader first catches up: a full build of everything."""
+        self.rebuilder.request(full=True)
+
     def _deliver(self, paths: list[Path], full: bool) -> None:
         self.rebuilder.request(paths, full=full)
 
@@ -140,6 +170,8 @@ class Daemon:
         watch = self.watcher.status
         if watch.problem is not None:
             problems.append(watch.problem)
+        if self.leadership is not None and self.leadership.problem is not None:
+            problems.append(self.leadership.problem)
         if self.status.last_ok is not None:  # before the first build, "starting" says it all
             missing = [p for p in self.publisher.outputs if not p.is_file()]
             if missing:
@@ -154,10 +186,19 @@ class Daemon:
             current = {"kind": building.kind, "paths": building.paths}
             current["started"] = iso(building.started)
         waiting, pending = self.watcher.debouncer.waiting, self.rebuilder.pending
+        leader: dict[str, Any] = {"leading": True, "role": "single", "leader": None}
+        if self.leadership is not None:
+            leader = self.leadership.status()
         if self.mirror is not None:
-            return {"roles": list(self.roles), "sync": self.mirror.describe()}
+            return {
+                "roles": list(self.roles),
+                "store": store_status(self.settings),
+                "sync": self.mirror.describe(),
+            }
         return {
             "roles": list(self.roles),
+            **leader,
+            "store": store_status(self.settings),
             "idle": waiting == 0 and self.rebuilder.idle,
             "queue": {"settling": waiting, "pending": pending},
             "watch": {
@@ -178,7 +219,7 @@ class Daemon:
     def _use(self, settings: Settings) -> None:
         """Build with ``settings`` from the next build on."""
         self.settings = settings
-        self.publisher = Publisher(settings)
+        self.publisher = self._publisher(settings)
         self.rebuilder.reconfigure(self.publisher)
 
     def _with_served_url(self, settings: Settings) -> Settings:
@@ -213,6 +254,8 @@ class Daemon:
                 self.watcher.start()
                 self.rebuilder.request(full=True)  # catch up on what changed while we were down
                 self.rebuilder.start()
+            if self.leadership is not None:
+                self.leadership.start()  # a standby until it takes the lead
         except BaseException:
             self.stop()
             raise
@@ -221,12 +264,11 @@ class Daemon:
     def reload(self, settings: Settings) -> None:
         """Apply new settings (SIGHUP). Listening address and state_dir need a restart."""
         old = self.settings
-        for key in ("host", "port", "serve", "state_dir", "roles"):
+        fixed = ("host", "port", "serve", "state_dir", "roles", "store_url", "site_id")
+        for key in fixed:
             if getattr(settings, key) != getattr(old, key):
                 log.warning("config key %r changed: takes effect at the next restart", key)
-        settings = settings.model_copy(
-            update={k: getattr(old, k) for k in ("host", "port", "serve", "state_dir", "roles")}
-        )
+        settings = settings.model_copy(update={k: getattr(old, k) for k in fixed})
         settings = self._with_served_url(settings)
         self._use(settings)
         self.app.configure(serve_options(settings))
@@ -256,6 +298,8 @@ class Daemon:
         finished = self.rebuilder.shutdown(max(0.0, timeout - (time.monotonic() - started)))
         if not finished:  # the process ends now: its sockets and threads go with it
             return False
+        if self.leadership is not None:
+            self.leadership.stop()  # gives the lock up: a standby takes over at once
         if self.server is not None:
             self.server.stop()
         self._set_hub(None)

@@ -86,9 +86,18 @@ class Rebuilder:
       not deferred) is closed by ``_skipped``, which asks again a moment later.
     """
 
-    def __init__(self, publisher: Publisher, *, on_result: Callable[[BuildOutcome], None]) -> None:
+    def __init__(
+        self,
+        publisher: Publisher,
+        *,
+        on_result: Callable[[BuildOutcome], None],
+        gate: Callable[[], bool] | None = None,
+    ) -> None:
         self._publisher = publisher
         self._on_result = on_result
+        # False: this process does not lead the site's builds (#10): what is pending is
+        # dropped, the leader builds it (and a new leader starts with a full build)
+        self._gate = gate
         self._cond = threading.Condition()
         self._paths: set[Path] = set()
         self._full = False
@@ -180,6 +189,11 @@ class Rebuilder:
         """One build of what is pending; False when there is nothing left (or it failed)."""
         with self._cond:
             if self._stopping or not (self._paths or self._full):
+                self._busy = False
+                self._cond.notify_all()
+                return False
+            if self._gate is not None and not self._gate():
+                self._paths, self._full = set(), False
                 self._busy = False
                 self._cond.notify_all()
                 return False

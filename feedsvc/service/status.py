@@ -42,11 +42,13 @@ class DaemonStatus:
         probe: Probe | None = None,
         details: Callable[[], Mapping[str, Any]] | None = None,
         builds: bool = True,  # False: a serve node (#10), healthy by ``probe`` alone
+        standby: Callable[[], bool] | None = None,
     ) -> None:
         self.has_builds = builds
         self._lock = threading.Lock()
         self._probe = probe
         self._details = details
+        self._standby = standby  # True: another process leads the builds (#10)
         self.started = datetime.now(UTC)
         self.builds = 0
         self.failed = 0
@@ -78,14 +80,17 @@ class DaemonStatus:
             builds, failed = self.builds, self.failed
         report = last_ok.report if last_ok is not None else None
         problems = self._probe() if self._probe is not None else []
-        if not self.has_builds:  # a serve node: its mirror's problems come from ``probe``
+        standby = self._standby is not None and self._standby()
+        if (
+            not self.has_builds or standby
+        ):  # a serve node: its mirror's problems come from ``probe``
             pass
         elif last is None:
             problems.append("starting: no build has finished yet")
         elif last.error is not None:
             problems.append(f"last build failed: {last.error}")
         healthy = not problems
-        reason = "; ".join(problems) if problems else "ok"
+        reason = "; ".join(problems) if problems else "ok (standby)" if standby else "ok"
         errors = report.errors if report is not None else []
         info: dict[str, Any] = {
             "healthy": healthy,

@@ -44,6 +44,14 @@ RECOVERY = "restore it from a pg_dump, or empty the schema and build again"
 SCHEMA_LOCK = lock_key("feedsvc schema")
 
 
+def application_name(
+    role: str = "feedsvc", *, host: str | None = None, pid: int | None = None
+) -> str:
+    """``role@host:pid`` (≤ 63 bytes, PostgreSQL's limit): which process a session belongs to."""
+    host = socket.gethostname() if host is None else host
+    return f"{role}@{host}:{os.getpid() if pid is None else pid}"[:63]
+
+
 def _cause(e: psycopg.Error) -> str:
     """A driver error as one printable line with its SQLSTATE, never the password."""
     text = str(e) or type(e).__name__
@@ -96,7 +104,7 @@ class PostgresStore(SQLStore):
                 url,
                 autocommit=True,
                 connect_timeout=CONNECT_TIMEOUT,
-                application_name=f"feedsvc@{socket.gethostname()}:{os.getpid()}"[:63],
+                application_name=application_name(),
             )
         except psycopg.Error as e:
             raise StoreError(self.where, f"cannot connect: {_cause(e)}") from None
