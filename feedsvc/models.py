@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, tzinfo
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -86,8 +86,25 @@ def pack_article(article: Article) -> tuple[Any, ...]:
 def unpack_article(values: tuple[Any, ...]) -> Article:
     """The ``Article`` that ``pack_article`` packed (it was validated where it was made)."""
     fields = dict(zip(_ARTICLE_FIELDS, values, strict=True))
-    fields["body"] = tuple(trusted(Block, {"kind": k, "text": t}) for k, t in fields["body"])
+    fields["body"] = blocks(fields["body"])
     return trusted(Article, fields)
+
+
+def blocks(pairs: Iterable[tuple[str, str]]) -> tuple[Block, ...]:
+    """``Block``s of (kind, text) pairs known valid: ``trusted`` inlined (14 per article)."""
+    new, fields_set = object.__new__, _BLOCK_FIELDS
+    out = []
+    for kind, text in pairs:
+        block = new(Block)
+        _setattr(block, "__dict__", {"kind": kind, "text": text})
+        _setattr(block, "__pydantic_fields_set__", set(fields_set))
+        _setattr(block, "__pydantic_extra__", None)
+        _setattr(block, "__pydantic_private__", None)
+        out.append(block)
+    return tuple(out)
+
+
+_BLOCK_FIELDS = frozenset(Block.model_fields)
 
 
 class Entry(Article):

@@ -36,7 +36,7 @@ from ._text import (
     strip_forbidden,
 )
 from .errors import SeedParseError, SeedReadError, SeedsDirError
-from .models import Article, Block, trusted
+from .models import Article, blocks, trusted
 
 # Possessive (``*+``, ``++``): a token the line cannot end with fails once, not once per
 # shorter prefix of it (the same matches, 15 times faster on a 1 MiB line).
@@ -572,23 +572,23 @@ def parse_seed(
     for index, only in singles:  # a subheading is one short line, never the last block
         if index < last and len(texts[index]) <= SUBHEADING_MAX_CHARS and _is_subheading([only]):
             kinds[index] = "subheading"
-    blocks = [{"kind": kind, "text": block} for kind, block in zip(kinds, texts, strict=True)]
+    parts = [{"kind": kind, "text": block} for kind, block in zip(kinds, texts, strict=True)]
     # "<when>\x1f<lead>\x1f<kind>:<text>\x1f<kind>:<text>...", hashed at once
     hashed = [published.isoformat(), lead, *(f"{k}:{t}" for k, t in zip(kinds, texts, strict=True))]
     fields = {
         "key": seed_key(source),
         "source": source,
-        "title": make_title(lead, more=_first_paragraph(blocks)),
+        "title": make_title(lead, more=_first_paragraph(parts)),
         "lead": lead,
-        "body": blocks,
+        "body": parts,
         "published": published,
         "updated": published,
-        "language": _article_language(lead, blocks, language, languages, language_min_confidence),
+        "language": _article_language(lead, parts, language, languages, language_min_confidence),
         "content_hash": hashlib.sha256("\x1f".join(hashed).encode()).hexdigest(),
         "warnings": tuple(warnings),
     }
     if _valid_as_built(fields, texts):  # what validation would check, known by construction
-        fields["body"] = tuple(trusted(Block, b) for b in blocks)
+        fields["body"] = blocks(zip(kinds, texts, strict=True))
         return trusted(Article, fields)
     try:
         return Article.model_validate(fields)

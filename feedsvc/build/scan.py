@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, KeysView
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -291,7 +291,7 @@ class Scanner:
         """
         executor = ProcessPoolExecutor(
             workers,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=multiprocessing.get_context(_start_method()),
             initializer=_start_worker,
             initargs=(self.settings, os.getpid()),
         )
@@ -411,12 +411,23 @@ class Scanner:
 # A SeedError does not survive pickling (its args are the message, not the facts): it travels as
 # (class, path, line, reason); an Article as plain values (``pack_article``: pickling the
 # models costs more than parsing them).
-_Packed = tuple[
-    FileResult | None,
-    tuple[Any, ...] | None,
-    tuple[type[SeedError], str, int, str] | None,
-]
+_Packed = (
+    tuple[
+        tuple[str, int, int, int, int, str | None, bool, FileState | None, bool],
+        tuple[Any, ...] | None,
+        tuple[type[SeedError], str, int, str] | None,
+    ]
+    | None
+)
 _WORKER: Scanner | None = None
+
+
+def _start_method() -> str:
+    """``fork`` when this process runs one thread (the CLI: the workers start at once, with
+    everything imported), else ``spawn`` (a daemon's threads may hold locks a fork copies)."""
+    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        return "fork"
+    return "spawn"
 
 
 def _start_worker(settings: Settings, parent: int) -> None:
@@ -441,21 +452,34 @@ def _scan_chunk(
     out: list[_Packed] = []
     for rel, prev in chunk:
         result = scanner.scan_one(rel, prev, now, reread=False, reparse=True, racy_ns=racy_ns)
-        if result is None or (result.error is None and result.article is None):
-            out.append((result, None, None))
+        if result is None:
+            out.append(None)
             continue
         article = pack_article(result.article) if result.article is not None else None
         e = result.error
         facts = (type(e), e.path, e.line, e.reason) if e is not None else None
-        out.append((replace(result, article=None, error=None), article, facts))
+        r = result
+        head = (r.path, *r.stamp, r.file_hash, r.unchanged, r.prev, r.hashed)
+        out.append((head, article, facts))
     return out
 
 
 def _unpack(packed: _Packed) -> FileResult | None:
-    result, article, facts = packed
-    if result is None or (article is None and facts is None):
-        return result
-    error = facts[0](facts[1], facts[2], facts[3]) if facts is not None else None
-    return replace(
-        result, article=unpack_article(article) if article is not None else None, error=error
+    if packed is None:
+        return None
+    (path, size, mtime_ns, ctime_ns, inode, file_hash, unchanged, prev, hashed), article, facts = (
+        packed
+    )
+    return FileResult(
+        path,
+        size,
+        mtime_ns,
+        ctime_ns,
+        inode,
+        file_hash,
+        article=unpack_article(article) if article is not None else None,
+        error=facts[0](facts[1], facts[2], facts[3]) if facts is not None else None,
+        unchanged=unchanged,
+        prev=prev,
+        hashed=hashed,
     )
