@@ -15,7 +15,6 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -169,7 +168,8 @@ def test_sigkill_mid_cold_build_then_the_next_build_finishes_it(
     ends byte for byte where an uninterrupted one does."""
     for f in sorted(corpus_dir.iterdir())[:700]:
         shutil.copy(f, project.seeds)
-    env = {**os.environ, "FEEDSVC_POOL": "1"}
+    mark = f"test-cold-{os.getpid()}-{time.time_ns()}"  # in the environment of every worker
+    env = {**os.environ, "FEEDSVC_POOL": "1", "TEST_COLD_MARK": mark}
     cmd = [*FEEDSVC, "build", "--config", str(project.config), "-q"]
     reference = project.root.parent / "reference"
     shutil.copytree(project.root, reference)
@@ -202,25 +202,25 @@ def test_sigkill_mid_cold_build_then_the_next_build_finishes_it(
             if live[0] == 700:
                 break
     assert kills >= 1, "the build always finished before the kill: the test proved nothing"
-    wait_for(lambda: not _orphans(), timeout=10, what="the killed builds' workers to exit")
+    wait_for(lambda: not _left(mark), timeout=10, what="the killed builds' workers to exit")
     subprocess.run(cmd, check=True, capture_output=True, env=env)
     assert _feed_ids(project.feeds) == after
     assert _tree(project.feeds) == _tree(reference / "feeds")
 
 
-def _orphans() -> list[int]:
-    """Pool workers of this test's builds left running by a killed build (re-parented)."""
+def _left(mark: str) -> list[int]:
+    """Processes of this test's builds still running (forked or spawned workers carry the
+    build's environment, ``mark`` included)."""
+    needle = f"TEST_COLD_MARK={mark}".encode()
     found = []
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            cmdline = Path(entry.path, "cmdline").read_bytes()
-            stat = Path(entry.path, "stat").read_text()
+            environ = Path(entry.path, "environ").read_bytes()
         except OSError:
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if b"spawn_main" in cmdline and ppid == 1 and sys.executable.encode() in cmdline:
+        if needle in environ.split(b"\0"):
             found.append(int(entry.name))
     return found
 
