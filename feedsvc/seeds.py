@@ -55,7 +55,6 @@ _CLOSERS = "\"'”“’‘»«)]"
 # whitespace of ``str.strip``). Possessive, so each character is looked at a bounded number
 # of times.
 _BREAK = re.compile(r"\n(?:[^\S\n]*+\n)++")
-_FORBIDDEN_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
 _SENTENCE_END = ".!?:;,…"
 
 SUBHEADING_MAX_CHARS = 80
@@ -457,9 +456,7 @@ def _valid_as_built(fields: dict[str, Any], texts: list[str]) -> bool:
     ``Article.model_validate``, which names the rule a bug broke.
     """
     title, language = fields["title"], fields["language"]
-    return (
-        bool(title) and _FORBIDDEN_CHAR.search(title) is None and len(language) >= 2 and all(texts)
-    )
+    return bool(title) and not find_forbidden(title) and len(language) >= 2 and all(texts)
 
 
 def parse_seed(
