@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from feedsvc import Publisher, load_settings
+from feedsvc.build import scan
 from feedsvc.build.ledger import Ledger
 from feedsvc.build.scan import Scanner
 
@@ -116,21 +117,28 @@ def _ledger(state: Path) -> dict[str, list[tuple[object, ...]]]:
 
 
 @pytest.mark.timeout(180)
-def test_cold_build_is_the_same_batched_and_pooled(tmp_path: Path) -> None:
+def test_cold_build_is_the_same_batched_and_pooled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seeds = _seeds(tmp_path)
     plain = _build(tmp_path, seeds, "plain", pool=False, bulk=False)
     batched = _build(tmp_path, seeds, "batched", pool=False, bulk=True)
-    pooled = _build(tmp_path, seeds, "pooled", pool=True, bulk=True)
+    pooled: list[str] = []
+    real = scan._start_method
+    monkeypatch.setattr(scan, "_start_method", lambda: pooled.append(real()) or "fork")
+    forked = _build(tmp_path, seeds, "forked", pool=True, bulk=True)  # the CLI's workers
+    monkeypatch.setattr(scan, "_start_method", lambda: pooled.append(real()) or "spawn")
+    spawned = _build(tmp_path, seeds, "spawned", pool=True, bulk=True)  # the daemon's
+    assert len(pooled) == 2  # both went through the pool
     expected = _tree(plain / "feeds")
     assert len(expected) > 10
-    assert _tree(batched / "feeds") == expected
-    assert _tree(pooled / "feeds") == expected
     ledger = _ledger(plain / "state")
     assert len(ledger["articles"]) == PUBLISHED
-    assert _ledger(batched / "state") == ledger
-    assert _ledger(pooled / "state") == ledger
+    for out in (batched, forked, spawned):
+        assert _tree(out / "feeds") == expected
+        assert _ledger(out / "state") == ledger
     # and the next build of each finds nothing to do: the rows say what the files are
-    for out in (plain, batched, pooled):
+    for out in (plain, batched, forked, spawned):
         again = Publisher(_settings(out, seeds), clock=lambda: NOW).build()
         assert (again.new, again.changed, again.unchanged) == (0, 0, PUBLISHED), again
 
