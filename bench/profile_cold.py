@@ -11,6 +11,10 @@ shares hold on a loaded machine; the wall time without the profiler is printed b
 cProfile adds a cost per Python call, so call-heavy groups look bigger than they are: read
 the shares together with a sampling profiler's (pyinstrument, py-spy) where they matter.
 
+The build runs in this process: the process pool of a cold build (``FEEDSVC_POOL``, off by
+default on a busy machine) would hide the parse in its workers, so it is kept off here and
+the profile is that of the sequential path (the workers run the same ``scan_one``).
+
 Usage: ``.venv/bin/python bench/profile_cold.py SEEDS [--settings lightest|defaults]
 [--top 25] [--save FILE.prof]``; SEEDS e.g. ``bench/.corpora/s10000`` (made by cold_bench.py).
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import sys
 import tempfile
@@ -55,7 +60,10 @@ GROUPS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
         ("/feedsvc/seeds.py", "/feedsvc/_text.py", "/re/", "/html/", "/unicodedata"),
         ("re.Pattern", "_sre.", "unicodedata", "'str'", "html."),
     ),
-    ("store glue (feedsvc/store.py)", ("/feedsvc/store.py",), ()),
+    ("store glue (feedsvc/store/)", ("/feedsvc/store/",), ()),
+    ("ledger (feedsvc/build/ledger.py)", ("/feedsvc/build/ledger.py",), ()),
+    ("scan + pool hand-over (feedsvc/build/scan.py)", ("/feedsvc/build/scan.py",), ()),
+    ("models (feedsvc/models.py: trusted, pack)", ("/feedsvc/models.py",), ()),
     ("other feedsvc", ("/feedsvc/",), ()),
     ("click", ("/click/",), ()),
     ("json", ("/json/",), ("_json.",)),
@@ -80,6 +88,7 @@ def label(key: Key) -> str:
 
 
 def profile_build(config: Path) -> tuple[pstats.Stats, float]:
+    os.environ["FEEDSVC_POOL"] = "0"  # the parse in this process, where the profiler sees it
     profiler = cProfile.Profile(time.process_time)  # CPU time: shares hold on a loaded machine
     start = time.perf_counter()
     profiler.enable()
@@ -120,10 +129,10 @@ def report(stats: pstats.Stats, seconds: float, plain: Sample, files: int, top: 
     ]
     for name, tt in sorted(groups.items(), key=lambda kv: -kv[1]):
         out.append(f"| {name} | {tt:.2f} | {tt / total:.0%} | {calls[name]:,} |")
-    sqlite = {label(k): v[1] for k, v in table.items() if "sqlite3." in k[2]}
-    out += ["", "SQLite calls (per article):"]
-    for name, n in sorted(sqlite.items(), key=lambda kv: -kv[1])[:8]:
-        out.append(f"- {name}: {n:,} ({n / files:.1f})")
+    sqlite = {label(k): (v[1], v[2]) for k, v in table.items() if "sqlite3." in k[2]}
+    out += ["", "SQLite calls (per article; a bulk load's executemany takes 1,000 files a call):"]
+    for name, (n, tt) in sorted(sqlite.items(), key=lambda kv: -kv[1][1])[:8]:
+        out.append(f"- {name}: {n:,} ({n / files:.2f}), {tt:.2f} s")
     out += ["", f"Top {top} by self time:", "", "| function | self s | cum s | calls |"]
     out.append("|---|---:|---:|---:|")
     by_self = sorted(table.items(), key=lambda kv: -kv[1][2])[:top]

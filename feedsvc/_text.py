@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import chain
 
 # XML 1.0 allows TAB, LF, CR, U+0020-U+D7FF, U+E000-U+FFFD, U+10000-U+10FFFF. C1 controls are
 # legal XML but never intended text, so they go too. Surrogates cannot survive strict UTF-8.
@@ -246,6 +248,7 @@ _CLOSING = frozenset("".join(_PAIRS.values()))
 _STRAIGHT = "\"'’"  # these close only where a word ends, not before a letter: wie’s, "ja"
 
 # Clause boundaries, where a cut title ends best: ", " "; " ": " and a spaced dash.
+_SPACE = re.compile(" ")
 _CLAUSE = re.compile(r"[,;:](?= )| [–—-](?= )")
 # A dateline opening a paragraph: "Wien – ", "Salzburg/Linz – ", "St. Pölten – ", "Rio de
 # Janeiro – ". Up to five capitalised words (or short lowercase links: am, de, im), no verbs.
@@ -266,6 +269,8 @@ def open_quotes(text: str) -> list[tuple[int, str]]:
     before a letter opens a quote inside ``„…"``); ``'`` and ``‘`` after a letter, and ``'``
     not before one, are apostrophes (``Hebb'schem``, ``wie’s``; ``Rock 'n' Roll`` is a pair).
     """
+    if _QUOTES.isdisjoint(text):  # most titles: nothing to pair, decided at C speed
+        return []
     stack: list[tuple[int, str]] = []
     n = len(text)
     for i, ch in enumerate(text):
@@ -315,13 +320,17 @@ def _dangles(stem: str) -> bool:
     return len(last) <= 3 and last.isalpha() and last.islower()
 
 
-def _ellipsized(stems: list[str], limit: int) -> str | None:
+def _ellipsized(stems: Iterable[str], limit: int, seen: list[str]) -> str | None:
     """The first stem that leaves no quote open, with ``…``; else the first that fits with
-    its open quotes closed after the ``…``; None when neither does."""
+    its open quotes closed after the ``…``; None when neither does.
+
+    ``stems`` is taken lazily (most titles take the first); ``seen`` collects what was taken.
+    """
     for stem in stems:
+        seen.append(stem)
         if not open_quotes(stem):
             return stem + "…"
-    for stem in stems:
+    for stem in seen:
         closers = _closers(stem)
         if len(stem) + 1 + len(closers) <= limit:
             return stem + "…" + closers
@@ -347,18 +356,17 @@ def _cut(text: str, limit: int) -> str:
         if len(window[previous : m.start()].strip(" –—-").split()) >= 2:
             clauses.append(m.start())
         previous = m.end()
-    words = [i for i, ch in enumerate(window) if ch == " " and i]
-    candidates = [
-        *(p for p in reversed(clauses) if p >= half),
-        *(p for p in reversed(words) if p >= half),
-    ]
-    stems = [text[:p].rstrip(" ,;:-–—") for p in candidates]
-    stems = [s for s in stems if s and not _dangles(s)]
-    found = _ellipsized(stems, limit)
+    words = [m.start() for m in _SPACE.finditer(window, 1)]
+    candidates = chain(
+        (p for p in reversed(clauses) if p >= half),
+        (p for p in reversed(words) if p >= half),
+    )
+    stems = (text[:p].rstrip(" ,;:-–—") for p in candidates)
+    found = _ellipsized((s for s in stems if s and not _dangles(s)), limit, [])
     if found is not None:
         return found
-    stems = [s for s in (text[:p].rstrip(" ,;:-–—") for p in reversed(words)) if s]
-    found = _ellipsized(stems, limit)
+    stems = (text[:p].rstrip(" ,;:-–—") for p in reversed(words))
+    found = _ellipsized((s for s in stems if s), limit, [])
     if found is not None:
         return found
     stem = window

@@ -21,6 +21,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -35,7 +36,7 @@ from ._text import (
     strip_forbidden,
 )
 from .errors import SeedParseError, SeedReadError, SeedsDirError
-from .models import Article
+from .models import Article, blocks, trusted
 
 # Possessive (``*+``, ``++``): a token the line cannot end with fails once, not once per
 # shorter prefix of it (the same matches, 15 times faster on a 1 MiB line).
@@ -50,6 +51,10 @@ _NNN = re.compile(r"^(?P<nnn>\d+)(?:[_.-]|$)")
 # U+FFFE/U+FFFF only behind these lead bytes. ``bytes.translate`` finds them at C speed.
 _PLAIN_BYTES = bytes(range(0x20, 0x7F)) + b"\t\n\r" + bytes(range(0x80, 0x100))
 _CLOSERS = "\"'”“’‘»«)]"
+# A paragraph break: a line end, then one or more blank lines (whitespace only; ``\s`` is the
+# whitespace of ``str.strip``). Possessive, so each character is looked at a bounded number
+# of times.
+_BREAK = re.compile(r"\n(?:[^\S\n]*+\n)++")
 _SENTENCE_END = ".!?:;,…"
 
 SUBHEADING_MAX_CHARS = 80
@@ -169,40 +174,48 @@ def list_seeds(seeds: Path, pattern: str) -> list[str]:
     return found
 
 
-def read_seed(path: Path, *, root: Path, max_bytes: int, display: str | None = None) -> RawSeed:
-    """Read one seed safely: regular file, inside ``root``, under ``max_bytes``, not changing."""
+def read_seed(
+    path: str | Path, *, root: Path, max_bytes: int, display: str | None = None
+) -> RawSeed:
+    """Read one seed safely: regular file, inside ``root``, under ``max_bytes``, not changing.
+
+    A regular file costs an ``open``, two ``fstat`` and one ``read``: the open's
+    ``O_NOFOLLOW`` is the symlink check, and only a symlink (``ELOOP``) is resolved and its
+    target checked against ``root``.
+    """
     shown = display or str(path)
+    path = os.fspath(path)
+    # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat below rejects it.
+    # O_NOFOLLOW: a symlink is never opened as such; it is resolved and checked first.
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
         inside = _real_dir(os.fspath(root))
         parent = os.path.dirname(path)
-        if os.path.normpath(parent) != os.path.normpath(root):
+        if parent != os.fspath(root) and os.path.normpath(parent) != os.path.normpath(root):
             parent = os.path.realpath(parent)  # sub-folders are resolved every time
         real = os.path.join(_real_dir(parent), os.path.basename(path))
-        if os.path.islink(real):
-            real = os.path.realpath(real, strict=True)
-        if not real.startswith(inside):
+        if not real.startswith(inside):  # a symlinked sub-folder
             raise SeedReadError(
                 shown, 1, f"symlink points outside {root.name}/ (to {printable_path(real)})"
             )
-        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat below rejects it.
-        # O_NOFOLLOW: ``real`` is resolved, so a symlink here was swapped in after the check.
-        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
         try:
             fd = os.open(real, flags)
         except OSError as e:
-            if e.errno == errno.ELOOP:
-                raise SeedReadError(shown, 1, "file was replaced by a symlink while read") from e
-            raise
-        with os.fdopen(fd, "rb") as f:
-            before = os.fstat(f.fileno())
+            if e.errno != errno.ELOOP:
+                raise
+            fd = _open_link(real, flags, inside=inside, root=root, shown=shown)
+        try:
+            before = os.fstat(fd)
             if not stat.S_ISREG(before.st_mode):
                 raise SeedReadError(shown, 1, "not a regular file")
             if before.st_size > max_bytes:
                 raise SeedReadError(
                     shown, 1, f"file too large: {before.st_size} bytes (limit {max_bytes})"
                 )
-            data = f.read(max_bytes + 1)
-            after = os.fstat(f.fileno())
+            data = _read_all(fd, min(before.st_size, max_bytes) + 1)
+            after = os.fstat(fd)
+        finally:
+            os.close(fd)
     except FileNotFoundError as e:
         raise SeedReadError(shown, 1, "file vanished before it could be read") from e
     except IsADirectoryError as e:
@@ -217,13 +230,38 @@ def read_seed(path: Path, *, root: Path, max_bytes: int, display: str | None = N
         data
     ) != after.st_size:
         raise SeedReadError(shown, 1, "file changed while being read (will retry)")
-    return RawSeed(
-        data=data,
-        size=after.st_size,
-        mtime_ns=after.st_mtime_ns,
-        ctime_ns=after.st_ctime_ns,
-        inode=after.st_ino,
-    )
+    return RawSeed(data, after.st_size, after.st_mtime_ns, after.st_ctime_ns, after.st_ino)
+
+
+def _open_link(real: str, flags: int, *, inside: str, root: Path, shown: str) -> int:
+    """Open what the symlink ``real`` points to, if that is inside ``root`` (``inside``)."""
+    target = os.path.realpath(real, strict=True)
+    if not target.startswith(inside):
+        raise SeedReadError(
+            shown, 1, f"symlink points outside {root.name}/ (to {printable_path(target)})"
+        )
+    try:
+        return os.open(target, flags)
+    except OSError as e:
+        if e.errno == errno.ELOOP:  # resolved, so a symlink here was swapped in after the check
+            raise SeedReadError(shown, 1, "file was replaced by a symlink while read") from e
+        raise
+
+
+def _read_all(fd: int, limit: int) -> bytes:
+    """Up to ``limit`` bytes from ``fd``: one ``read`` for a file that is not changing."""
+    data = os.read(fd, limit)
+    if not data or len(data) >= limit:
+        return data
+    parts = [data]
+    size = len(data)
+    while size < limit:
+        more = os.read(fd, limit - size)
+        if not more:
+            break
+        parts.append(more)
+        size += len(more)
+    return b"".join(parts)
 
 
 @functools.lru_cache(maxsize=256)
@@ -356,6 +394,32 @@ def _paragraphs(lines: list[str], limit: int) -> list[tuple[int, list[str]]]:
     return out
 
 
+def _squashed(chunk: str) -> str:
+    """``squash(chunk)``; most paragraphs are one clean line, which is its own squash."""
+    if chunk.isprintable() and "  " not in chunk and chunk[0] != " " and chunk[-1] != " ":
+        return chunk  # no whitespace but single inner spaces (\n, \t, U+3000 are not printable)
+    return " ".join(chunk.split())
+
+
+def _chunks(text: str) -> list[str] | None:
+    """The paragraphs of a well-formed seed as raw text, at C speed; None when it is not one.
+
+    Well-formed: line 1 is not blank, there is a lead and at least one body paragraph and at
+    most ``MAX_BLOCKS``. Each chunk holds the lines of one paragraph (none blank; the last may
+    end in whitespace), so ``" ".join(chunk.split())`` is what ``_paragraphs`` + ``squash``
+    make of it. Anything else (None) goes the line-by-line way, which names the line.
+    """
+    end = text.find("\n")
+    if not (text if end < 0 else text[:end]).strip():
+        return None
+    chunks = _BREAK.split(text)
+    if not chunks[-1].strip():
+        chunks.pop()
+    if not 2 <= len(chunks) <= MAX_BLOCKS + 1:
+        return None
+    return chunks
+
+
 def _article_language(
     lead: str,
     blocks: list[dict[str, str]],
@@ -381,6 +445,18 @@ def _article_language(
 def _first_paragraph(blocks: list[dict[str, str]]) -> str:
     """The text a short lead's title may go on with: the first block, if it is a paragraph."""
     return blocks[0]["text"] if blocks and blocks[0]["kind"] == "paragraph" else ""
+
+
+def _valid_as_built(fields: dict[str, Any], texts: list[str]) -> bool:
+    """Whether validating what ``parse_seed`` built as an ``Article`` can only pass.
+
+    The rest holds by construction: the key is 16 hex digits (``seed_key``), the hash 64, the
+    date aware, the lead and every block non-empty, no character XML forbids left in the text
+    (stripped above). What is not obvious is checked here; anything else goes through
+    ``Article.model_validate``, which names the rule a bug broke.
+    """
+    title, language = fields["title"], fields["language"]
+    return bool(title) and not find_forbidden(title) and len(language) >= 2 and all(texts)
 
 
 def parse_seed(
@@ -432,18 +508,46 @@ def parse_seed(
             f"U+034F inserted after every {MAX_MARKS} (Unicode stream-safe text)"
         )
 
-    lines = text.split("\n")
-    paragraphs = _paragraphs(lines, limit=MAX_BLOCKS + 2)  # the lead, the body, one too many
-    if not paragraphs:
-        raise SeedParseError(shown, 1, "empty file")
-    first_line_no, first_lines = paragraphs[0]
-    match = _DATE_LINE.match(first_lines[0])
-    if first_line_no != 1 or not match:
-        raise SeedParseError(
-            shown,
-            first_line_no if first_line_no != 1 else 1,
-            "no date line: line 1 must be 'date YYYY-MM <lead sentence>'",
-        )
+    chunks = _chunks(text)
+    too_few_or_many: SeedParseError | None = None  # raised after the lead's checks, as before
+    if chunks is not None:  # the common case: paragraphs split at C speed
+        line_one, _, more = chunks[0].partition("\n")
+        match = _DATE_LINE.match(line_one.strip())
+        if not match:
+            raise SeedParseError(
+                shown, 1, "no date line: line 1 must be 'date YYYY-MM <lead sentence>'"
+            )
+        lead_words = f"{match['lead'] or ''} {more}"
+        rest = chunks[1:]
+        texts = [_squashed(chunk) for chunk in rest]
+        singles = [(i, chunk.strip()) for i, chunk in enumerate(rest) if "\n" not in chunk]
+    else:
+        lines = text.split("\n")
+        paragraphs = _paragraphs(lines, limit=MAX_BLOCKS + 2)  # the lead, the body, one more
+        if not paragraphs:
+            raise SeedParseError(shown, 1, "empty file")
+        first_line_no, first_lines = paragraphs[0]
+        match = _DATE_LINE.match(first_lines[0])
+        if first_line_no != 1 or not match:
+            raise SeedParseError(
+                shown,
+                first_line_no if first_line_no != 1 else 1,
+                "no date line: line 1 must be 'date YYYY-MM <lead sentence>'",
+            )
+        lead_words = " ".join([match["lead"] or "", *first_lines[1:]])
+        body = paragraphs[1:]
+        if not body:
+            too_few_or_many = SeedParseError(
+                shown, len(lines), "no body: expected paragraphs after a blank line below the lead"
+            )
+        elif len(body) > MAX_BLOCKS:
+            too_few_or_many = SeedParseError(
+                shown,
+                body[MAX_BLOCKS][0],
+                f"too many paragraphs: more than {MAX_BLOCKS} (a seed is one article)",
+            )
+        texts = [squash(" ".join(para)) for _, para in body]
+        singles = [(i, para[0]) for i, (_, para) in enumerate(body) if len(para) == 1]
     published = _parse_when(match["when"], source=source, tz=tz, shown=shown)
     if published > now + max_future:
         days = (published - now).total_seconds() / 86400
@@ -453,47 +557,37 @@ def parse_seed(
             f"date {match['when']!r} is {days:.1f} days in the future "
             f"(limit: max_future_days = {max_future.total_seconds() / 86400:g})",
         )
-    lead = squash(" ".join([match["lead"] or "", *first_lines[1:]]))
+    lead = squash(lead_words)
     if not lead:
         raise SeedParseError(
             shown, 1, "empty lead: the lead sentence must follow the date on line 1"
         )
-    rest = paragraphs[1:]
-    if not rest:
-        raise SeedParseError(
-            shown, len(lines), "no body: expected paragraphs after a blank line below the lead"
-        )
-    if len(rest) > MAX_BLOCKS:
-        raise SeedParseError(
-            shown,
-            rest[MAX_BLOCKS][0],
-            f"too many paragraphs: more than {MAX_BLOCKS} (a seed is one article)",
-        )
-    blocks: list[dict[str, str]] = []
-    digest = hashlib.sha256(f"{published.isoformat()}\x1f{lead}".encode())
-    for index, (_, para) in enumerate(rest):
-        kind = "subheading" if index < len(rest) - 1 and _is_subheading(para) else "paragraph"
-        block = " ".join(para)
-        if "  " in block or not block.isprintable():
-            block = squash(block)
-        blocks.append({"kind": kind, "text": block})
-        digest.update(f"\x1f{kind}:{block}".encode())
+    if too_few_or_many is not None:
+        raise too_few_or_many
+    kinds = ["paragraph"] * len(texts)
+    last = len(texts) - 1
+    for index, only in singles:  # a subheading is one short line, never the last block
+        if index < last and len(texts[index]) <= SUBHEADING_MAX_CHARS and _is_subheading([only]):
+            kinds[index] = "subheading"
+    parts = [{"kind": kind, "text": block} for kind, block in zip(kinds, texts, strict=True)]
+    # "<when>\x1f<lead>\x1f<kind>:<text>\x1f<kind>:<text>...", hashed at once
+    hashed = [published.isoformat(), lead, *(f"{k}:{t}" for k, t in zip(kinds, texts, strict=True))]
+    fields = {
+        "key": seed_key(source),
+        "source": source,
+        "title": make_title(lead, more=_first_paragraph(parts)),
+        "lead": lead,
+        "body": parts,
+        "published": published,
+        "updated": published,
+        "language": _article_language(lead, parts, language, languages, language_min_confidence),
+        "content_hash": hashlib.sha256("\x1f".join(hashed).encode()).hexdigest(),
+        "warnings": tuple(warnings),
+    }
+    if _valid_as_built(fields, texts):  # what validation would check, known by construction
+        fields["body"] = blocks(zip(kinds, texts, strict=True))
+        return trusted(Article, fields)
     try:
-        return Article.model_validate(
-            {
-                "key": seed_key(source),
-                "source": source,
-                "title": make_title(lead, more=_first_paragraph(blocks)),
-                "lead": lead,
-                "body": blocks,
-                "published": published,
-                "updated": published,
-                "language": _article_language(
-                    lead, blocks, language, languages, language_min_confidence
-                ),
-                "content_hash": digest.hexdigest(),
-                "warnings": tuple(warnings),
-            }
-        )
+        return Article.model_validate(fields)
     except ValidationError as e:  # a bug in the rules above, reported with the file anyway
         raise SeedParseError(shown, 1, f"invalid article: {e.errors()[0]['msg']}") from e

@@ -32,6 +32,16 @@ from .scan import FileResult
 
 Status = Literal["new", "changed", "unchanged", "deleted", "error"]
 MaxDelete = int | Literal["all"] | None
+BULK_ROWS = 1000  # files per batch of a cold build's bulk load: memory stays flat
+
+
+@dataclass(slots=True)
+class _Bulk:
+    """A cold build's rows not yet written, and the keys it published."""
+
+    files: list[FileState] = field(default_factory=list)
+    articles: list[tuple[Entry, str, datetime, list[str]]] = field(default_factory=list)
+    keys: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -116,6 +126,8 @@ def standing_errors(store: Store, display: Callable[[str], str]) -> list[SeedErr
 class Ledger:
     """Applies one build's scan results to ``store``, collecting ``Changes`` for the plan."""
 
+    bulk_load = True  # an empty store is loaded in batches (False: row by row, for a test)
+
     def __init__(
         self,
         store: Store,
@@ -135,6 +147,72 @@ class Ledger:
         self.membership_fp = membership_fp
         self.changes = Changes(page_size=page_size)
         self.unpublished: set[str] = set()  # keys live before and not (yet) again
+        self._bulk: _Bulk | None = None
+
+    # --- a cold build: an empty store takes every file as new, in batches ----------------------
+    def begin_bulk(self) -> bool:
+        """Load in batches when the store is empty (a cold build): every lookup would miss.
+
+        Call after adoption (an adopted id is a ledger entry: then no bulk load);
+        ``finish_bulk`` must follow the last ``record`` before anything reads the store.
+        """
+        self._bulk = _Bulk() if self.bulk_load and self.store.is_empty() else None
+        if self._bulk is not None:
+            self.store.bulk_indexes(built=False)  # built once at the end: see ``finish_bulk``
+        return self._bulk is not None
+
+    def finish_bulk(self) -> None:
+        """The last rows of a bulk load, then its indexes: the store is ready to be read."""
+        if self._bulk is not None:
+            self._flush(self._bulk)
+            self.store.bulk_indexes(built=True)
+            self._bulk = None
+
+    def _flush(self, bulk: _Bulk) -> None:
+        """Write the rows a bulk load holds (one ``executemany`` per table)."""
+        if bulk.files:
+            self.store.add_files(bulk.files)
+            bulk.files = []
+        if bulk.articles:
+            self.store.add_articles(bulk.articles)
+            bulk.articles = []
+
+    def _record_new(self, bulk: _Bulk, result: FileResult) -> Status | None:
+        """``record`` for a file of a cold build: new, an error, or a duplicate key."""
+        rel, article, error = result.path, result.article, result.error
+        key = article.key if article is not None else seed_key(rel)
+        bulk.files.append(
+            FileState(
+                rel,
+                key,
+                result.size,
+                result.mtime_ns,
+                result.file_hash,
+                error.reason if error else None,
+                error.line if error else None,
+                article.warnings if article else (),
+                result.ctime_ns,
+                result.inode,
+            )
+        )
+        status: Status | None = "error"
+        if article is not None and key in bulk.keys:
+            status = None  # another file already publishes this key: reported as a duplicate
+        elif article is not None:
+            bulk.keys.add(key)
+            # the ledger is empty and keys are unique here: ``mint_id``'s first candidate is
+            # free (the UNIQUE constraint still guards it)
+            day = article.published.astimezone(self.tz).date().isoformat()
+            entry = Entry.of(
+                article, entry_id=f"tag:{self.authority},{day}:{key}", updated=article.published
+            )
+            feeds = self.feeds.feeds_for(entry)
+            bulk.articles.append((entry, rel, self.now, feeds))
+            self.changes.moved(key, (), feeds)
+            status = "new"
+        if len(bulk.files) >= BULK_ROWS:
+            self._flush(bulk)
+        return status
 
     # --- membership: re-sorting everything when the feeds' definitions changed ---------------
     def needs_resort(self) -> bool:
@@ -165,6 +243,10 @@ class Ledger:
         ``unpublished`` collects the keys taken off the feeds and not published again (a
         moved or renamed file's article comes back in the same build).
         """
+        if self._bulk is not None:
+            if not (result.gone or result.unchanged):
+                return self._record_new(self._bulk, result)
+            self.finish_bulk()  # not a cold build after all (cannot happen on an empty store)
         store, changes = self.store, self.changes
         rel, article, error, prev = result.path, result.article, result.error, result.prev
         if result.gone:

@@ -173,6 +173,7 @@ class Publisher:
                 adopted = self._adopt(ledger, report)
                 published = store.count_live()
                 resort = ledger.needs_resort()
+                ledger.begin_bulk()  # an empty store: a cold build's rows go in batches
                 for result in scan.results:
                     ledger.confirm(adopted, result.article)
                     status = ledger.record(result)
@@ -186,6 +187,7 @@ class Publisher:
                         report.unchanged += 1
                     if result.article is not None:
                         report.warnings.extend(result.article.warnings)
+                ledger.finish_bulk()
                 limit = deletion_limit(published, max_delete, self.settings.max_delete_fraction)
                 if limit is not None and len(ledger.unpublished) > limit:
                     raise MassDeletionError(
