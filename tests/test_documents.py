@@ -287,9 +287,10 @@ def test_a_publish_wakes_the_mirror_without_polling(tmp_path: Path, pg_schema_ur
         assert _tree(tmp_path / "mirror") == _tree(site / "feeds")
         _corpus(site / "seeds", 1, start=3)
         Publisher(settings).build()
+        # the round's files are in place a moment before it reports: wait for both
         wait_for(
-            lambda: _tree(tmp_path / "mirror") == _tree(site / "feeds"),
-            what="the publish mirrored",
+            lambda: len(rounds) >= 2 and _tree(tmp_path / "mirror") == _tree(site / "feeds"),
+            what="the publish mirrored and its round reported",
         )
         assert len(rounds) == 2
         assert not errors
@@ -331,9 +332,9 @@ def test_a_serve_node_answers_byte_for_byte_as_the_builder(
                 lambda: _answers(serving, paths) == _answers(builder, paths),
                 what="the serve node answers as the builder",
             )
-            status = serving.status()
-            assert status["roles"] == ["serve"]
-            assert status["healthy"], status
+            # healthy once its first round has reported (its files land a moment before)
+            wait_for(lambda: serving.status()["healthy"], what="the serve node healthy")
+            assert serving.status()["roles"] == ["serve"]
             # a publish on the builder reaches the serve node, validators and all
             write(site / "seeds" / seed_name(9), seed_text("Spät am Abend.", date="2024-02-20"))
             builder.served(f"{9:016x}")
