@@ -148,3 +148,29 @@ def test_a_builder_without_seeds_of_its_own_builds_what_was_reported(
     with open_store(settings_b) as store:
         assert store.inbox_hosts() == {"ingest-a": 5}
     assert builder.build().total == 5
+
+
+def test_an_ingest_host_cut_off_from_the_server_retries_and_catches_up(
+    tmp_path: Path, pg_db: PgDatabase, daemons: list[Daemon]
+) -> None:
+    a, b = host(tmp_path, "ingest-a", pg_db.url), host(tmp_path, "builder-b", pg_db.url)
+    add_seed(a, 1)
+    daemons.append(db := Daemon(b, "--roles", "build,serve"))
+    daemons.append(da := Daemon(a, "--roles", "ingest", serve=False))
+    db.served(key_of(1))
+
+    pg_db.server.stop()
+    try:
+        add_seed(a, 7, "Während der Störung geschrieben.")
+        wait_for(lambda: da.logged("build failed"), timeout=OUTAGE, what="the round fails")
+        assert da.proc.poll() is None  # it keeps running, and retries
+    finally:
+        pg_db.server.start()
+
+    def caught_up() -> bool:
+        entry = db.entries().get(key_of(7))
+        return entry is not None and "Störung" in content(entry)
+
+    wait_for(caught_up, timeout=OUTAGE, what="the seed written during the outage published")
+    assert pg_db.server.password not in "\n".join(da.lines)
+    assert not (a / "feeds").exists()
