@@ -158,6 +158,8 @@ def test_an_ingest_host_cut_off_from_the_server_retries_and_catches_up(
     daemons.append(db := Daemon(b, "--roles", "build,serve"))
     daemons.append(da := Daemon(a, "--roles", "ingest", serve=False))
     db.served(key_of(1))
+    status = db.status()
+    assert (status["roles"], status["watch"]) == (["build", "serve"], None)  # no seeds of its own
 
     pg_db.server.stop()
     try:

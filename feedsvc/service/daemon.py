@@ -223,7 +223,9 @@ class Daemon:
                 "since": iso(watch.since),
                 "reattached": watch.reattached,
                 "problem": watch.problem,
-            },
+            }
+            if reads_seeds(self.settings)
+            else None,  # a builder without ingest has no seeds folder (#10)
             "building": current,
         }
 
