@@ -13,7 +13,7 @@ next build sees the feeds are not the ones the store recorded and writes them ag
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain
@@ -155,8 +155,17 @@ class Publisher:
             scan = ScanResult(iter(()), full=paths is None, started_ns=time.time_ns())
         if not store.receives_seeds:
             return scan
-        remote = remote_results(store, self.scanner, now=now, local=self.local)
-        return ScanResult(chain(scan.results, remote), full=scan.full, started_ns=scan.started_ns)
+        went: list[bool] = [scan.full]  # a file went away in the local scan (or: look anyway)
+
+        def local() -> Iterator[FileResult]:
+            for result in scan.results:
+                went[0] = went[0] or result.gone
+                yield result
+
+        remote = remote_results(
+            store, self.scanner, now=now, local=self.local, gone_before=lambda: went[0]
+        )
+        return ScanResult(chain(local(), remote), full=scan.full, started_ns=scan.started_ns)
 
     # --- stages 2-4, in one transaction ---------------------------------------------------------
     def publish(

@@ -13,7 +13,7 @@ host or another) are read again, so one of them publishes the key, under its old
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from ..errors import SeedError
@@ -42,21 +42,31 @@ def reported(row: InboxRow) -> FileResult:
 
 
 def remote_results(
-    store: Store, scanner: Scanner, *, now: datetime, local: bool
+    store: Store,
+    scanner: Scanner,
+    *,
+    now: datetime,
+    local: bool,
+    gone_before: Callable[[], bool],
 ) -> Iterator[FileResult]:
     """What changed among the reported seeds since the last build, then the orphans.
 
     Lazy: the ledger records each result before the next is made, so the orphans are found
-    with everything before them applied. ``local``: this builder reads its own seeds folder.
+    with everything before them applied. Only a file that went away can leave one, so they
+    are looked for only when one did, here or before (``gone_before``: in the local scan, or
+    a full build, which always looks). ``local``: this builder reads its own seeds folder.
     """
     versions = store.inbox_versions()
     recorded = store.remote_file_hashes()
     names = {remote_path(host, path): (host, path) for host, path in versions}
-    for path in sorted(set(recorded) - set(names)):
+    gone = sorted(set(recorded) - set(names))
+    for path in gone:
         yield FileResult(path, gone=True)  # deleted on its host, or the host was dropped
     changed = sorted(pair for name, pair in names.items() if recorded.get(name) != versions[pair])
     for row in store.inbox_rows(changed):
         yield reported(row)
+    if not (gone or gone_before()):
+        return
     for path in store.orphan_paths():
         if is_remote(path):
             for row in store.inbox_rows([split_remote(path)]):
