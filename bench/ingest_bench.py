@@ -5,7 +5,8 @@ never asserted. On a throwaway PostgreSQL cluster, two real daemons: an ingest h
 (``--roles ingest``, its own seeds folder) and a builder (``--roles build,serve``, no seeds of
 its own), the builder's periodic rescan set to an hour so only ``NOTIFY`` wakes it. Prints:
 
-- the cold start: ``--seeds`` seeds on the ingest host, until the builder has published all;
+- the cold start: ``--seeds`` seeds on the ingest host, until the builder has published all
+  (and a one-machine daemon's start to all published, beside it);
 - ``--edits`` edits of one seed on the ingest host: from the write to the builder's article
   page holding the new text (debounce included), median and range; the same edits on a
   one-machine daemon (all three roles, the seeds local, same store kind) beside it;
@@ -111,8 +112,10 @@ def main() -> int:
             one = make_site(tmp / "one", store_url=url, site_id="one", **common)
             for n in range(1, args.seeds + 1):
                 seed(one / "seeds", n, "cold")
+            t0 = time.perf_counter()
             single = Daemon(one)
             wait_page(one / "feeds", args.seeds, "cold")
+            cold_one = time.perf_counter() - t0
             c1 = cpu(single.proc.pid)
             local = edits(one / "seeds", one / "feeds", args.edits, "one")
             d1 = cpu(single.proc.pid) - c1
@@ -121,6 +124,7 @@ def main() -> int:
             server.destroy()
     print(f"{args.seeds} seeds, debounce {args.debounce:g} s, PostgreSQL, load as it was")
     print(f"cold: ingest host start to all {args.seeds} published by the builder: {cold:.2f} s")
+    print(f"cold: one machine (all three roles), start to all published: {cold_one:.2f} s")
     print(line("edit on the ingest host -> builder's page", apart))
     print(line("edit on one machine (all three roles)   ", local))
     print(
