@@ -267,8 +267,10 @@ def check(
 @click.option(
     "--roles",
     metavar="ROLES",
-    help="What this process does, of ingest,build,serve; serve alone mirrors the feeds a"
-    " builder publishes into the PostgreSQL store [config: roles; default: all three].",
+    help="What this process does, of ingest,build,serve; ingest alone reports this host's"
+    " seeds to the builder, build without ingest builds what ingest hosts report, serve alone"
+    " mirrors the feeds a builder publishes; all through the PostgreSQL store"
+    " [config: roles; default: all three].",
 )
 @click.option(
     "--log-level",
@@ -310,6 +312,7 @@ def run(
       feedsvc run --port 0 --log-format json
       feedsvc run --no-serve --feeds /var/www/feeds
       feedsvc run --roles serve --store-url postgresql://feedsvc@db/news
+      feedsvc run --roles ingest --store-url postgresql://feedsvc@db/news
     """
     from .config import load_settings
     from .service.daemon import run as run_daemon

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import tomllib
 from collections.abc import Mapping
 from datetime import date
@@ -112,6 +113,8 @@ class Settings(BaseModel):
     # database (feedsvc[postgres]). site_id names this site's data and build lock there.
     store_url: str | None = None
     site_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,199}$")
+    # This host's name in a shared store (#10): the ingest role records its seeds under it.
+    node_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
     seed_pattern: str = Field(default="*.txt", min_length=1)
     max_seed_bytes: int = Field(default=DEFAULT_MAX_SEED_BYTES, ge=64, le=64 * 1024 * 1024)
     max_future_days: float = Field(default=DEFAULT_MAX_FUTURE_DAYS, ge=0)
@@ -254,6 +257,11 @@ class Settings(BaseModel):
             return "default"
         parts = urlsplit(self.base_url)
         return f"{parts.netloc}{parts.path}".rstrip("/") or "default"
+
+    @property
+    def node(self) -> str:
+        """``node_name``, else the host name: whose seeds an ingest host reports (#10)."""
+        return self.node_name or socket.gethostname()
 
     @property
     def id_authority(self) -> str:

@@ -273,8 +273,35 @@ def _real_dir(directory: str) -> str:
     return os.path.join(os.path.realpath(directory or "."), "")
 
 
+# Another host's seed, as the builder names it (#10, the ingest role): ``//host/rel``. A path
+# relative to seeds/ never starts with "/", so the two kinds of names never meet.
+REMOTE_PREFIX = "//"
+
+
+def remote_path(host: str, rel: str) -> str:
+    """The builder's name for the seed ``rel`` of the ingest host ``host``."""
+    return f"{REMOTE_PREFIX}{host}/{rel}"
+
+
+def is_remote(path: str) -> bool:
+    """Whether a stored path names another host's seed (``remote_path``)."""
+    return path.startswith(REMOTE_PREFIX)
+
+
+def split_remote(path: str) -> tuple[str, str]:
+    """``remote_path``'s (host, rel) back from its name."""
+    host, _, rel = path[len(REMOTE_PREFIX) :].partition("/")
+    return host, rel
+
+
 def seed_key(source: str) -> str:
-    """The stable key: the 16-hex part of ``NNN_<hex>.txt``, else a hash of the relative path."""
+    """The stable key: the 16-hex part of ``NNN_<hex>.txt``, else a hash of the relative path.
+
+    Another host's seed has the key it has there (the host is not part of it), so the same
+    key on two hosts is a duplicate.
+    """
+    if is_remote(source):
+        source = split_remote(source)[1]
     m = _NAME.match(source.rsplit("/", 1)[-1])
     if m:
         return m.group("hex").lower()

@@ -375,7 +375,7 @@ def test_a_version_1_store_is_migrated_and_every_file_read_once(project: Project
     db = project.state / "feedsvc.sqlite3"
     _downgrade_to_v1(db)
     with Store(db) as store:
-        assert store.get_meta("schema") == SCHEMA_VERSION == "3"
+        assert store.get_meta("schema") == SCHEMA_VERSION == "4"
         [state] = store.file_states().values()
         assert (state.ctime_ns, state.inode) == (0, 0)
     assert _scan(publisher)[path.name].hashed

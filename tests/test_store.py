@@ -141,7 +141,7 @@ def test_store_check_finds_the_damage_and_changes_nothing(project: Project, kind
     _settle(project)
     ok = _store(project, "check")
     assert ok.exit_code == 0, ok.output
-    assert f"{_db(project)}: ok (schema 3, 6 articles published" in ok.output
+    assert f"{_db(project)}: ok (schema 4, 6 articles published" in ok.output
     damage, detail = DAMAGE[kind]
     damage(project)
     damaged = _db(project).read_bytes()
@@ -184,13 +184,13 @@ def _schema(project: Project) -> str:
 
 def test_a_store_from_a_newer_feedsvc_is_refused_never_downgraded(project: Project) -> None:
     _site(project)
-    _set_schema(project, "4")
+    _set_schema(project, "5")
     before = _feed_files(project)
 
     result = project.build()
 
-    _one_line_error(result, str(_db(project)), "schema 4, newer than this feedsvc knows (3)")
-    assert _schema(project) == "4"
+    _one_line_error(result, str(_db(project)), "schema 5, newer than this feedsvc knows (4)")
+    assert _schema(project) == "5"
     assert _feed_files(project) == before
     _one_line_error(_store(project, "check"), "newer than this feedsvc knows")
 
@@ -198,22 +198,22 @@ def test_a_store_from_a_newer_feedsvc_is_refused_never_downgraded(project: Proje
 def test_an_older_store_is_migrated_in_one_transaction(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """This version's store opened by a next version whose schema 4 adds a column and index."""
+    """This version's store opened by a next version whose schema 5 adds a column and index."""
     _site(project)
-    monkeypatch.setattr(feedsvc.store.sqlite, "SCHEMA_VERSION", "4")
+    monkeypatch.setattr(feedsvc.store.sqlite, "SCHEMA_VERSION", "5")
     monkeypatch.setattr(
         feedsvc.store.sqlite,
         "MIGRATIONS",
         {
             **feedsvc.store.sqlite.MIGRATIONS,
-            4: "ALTER TABLE files ADD COLUMN extra_ns INTEGER;\n"
+            5: "ALTER TABLE files ADD COLUMN extra_ns INTEGER;\n"
             "CREATE INDEX files_extra ON files (extra_ns); -- a comment; with a semicolon\n"
             "UPDATE files SET extra_ns = 0;",
         },
     )
     settings = load_settings(config=project.config)
     with Store(_db(project)) as store:
-        assert store.get_meta("schema") == "4"
+        assert store.get_meta("schema") == "5"
         assert store.count_live() == 6
     db = sqlite3.connect(_db(project))
     assert {r[1] for r in db.execute("PRAGMA table_info(files)")} >= {"extra_ns"}
@@ -226,24 +226,24 @@ def test_a_failed_migration_changes_nothing(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _site(project)
-    monkeypatch.setattr(feedsvc.store.sqlite, "SCHEMA_VERSION", "5")
+    monkeypatch.setattr(feedsvc.store.sqlite, "SCHEMA_VERSION", "6")
     monkeypatch.setattr(
         feedsvc.store.sqlite,
         "MIGRATIONS",
         {
-            4: "ALTER TABLE files ADD COLUMN extra_ns INTEGER;",
-            5: "CREATE TABLE extra (x INTEGER); ALTER TABLE no_such_table ADD COLUMN y;",
+            5: "ALTER TABLE files ADD COLUMN extra_ns INTEGER;",
+            6: "CREATE TABLE extra (x INTEGER); ALTER TABLE no_such_table ADD COLUMN y;",
         },
     )
     with pytest.raises(FeedsvcError, match="no such table: no_such_table"):
         Store(_db(project))
-    assert _schema(project) == "3"
+    assert _schema(project) == "4"
     db = sqlite3.connect(_db(project))
     assert "extra_ns" not in {r[1] for r in db.execute("PRAGMA table_info(files)")}
     assert db.execute("SELECT name FROM sqlite_schema WHERE name = 'extra'").fetchone() is None
     db.close()
-    monkeypatch.setattr(feedsvc.store.sqlite, "MIGRATIONS", {5: "SELECT 1;"})
-    with pytest.raises(FeedsvcError, match="no migration from schema 3 to 4"):
+    monkeypatch.setattr(feedsvc.store.sqlite, "MIGRATIONS", {6: "SELECT 1;"})
+    with pytest.raises(FeedsvcError, match="no migration from schema 4 to 5"):
         Store(_db(project))
 
 

@@ -159,8 +159,8 @@ def test_a_transaction_is_all_or_nothing(store: Store) -> None:
 
 def test_a_store_newer_than_the_code_is_refused(opener: Opener) -> None:
     with opener() as s, s.transaction():
-        s.set_meta("schema", "4")
-    with pytest.raises(StoreError, match=r"schema 4, newer than this feedsvc knows \(3\)"):
+        s.set_meta("schema", "5")
+    with pytest.raises(StoreError, match=r"schema 5, newer than this feedsvc knows \(4\)"):
         opener()
     # and nothing was downgraded: still refused
     with pytest.raises(StoreError, match="newer than this feedsvc knows"):
@@ -173,19 +173,19 @@ def test_an_older_store_is_migrated_on_both(
     with opener() as s, s.transaction():
         s.put_file(FileState("a.txt", "a", 1, 2, "h", None, None, ()))
     module = importlib.import_module(f"feedsvc.store.{backend}")
-    monkeypatch.setattr(module, "SCHEMA_VERSION", "4")
+    monkeypatch.setattr(module, "SCHEMA_VERSION", "5")
     monkeypatch.setattr(
         module,
         "MIGRATIONS",
-        {4: "ALTER TABLE files ADD COLUMN extra_ns INTEGER NOT NULL DEFAULT 7"},
+        {5: "ALTER TABLE files ADD COLUMN extra_ns INTEGER NOT NULL DEFAULT 7"},
     )
     with opener() as s:
-        assert s.get_meta("schema") == "4"
+        assert s.get_meta("schema") == "5"
         assert list(s.file_states()) == ["a.txt"]
         assert s._db.execute("SELECT extra_ns FROM files").fetchone()[0] == 7  # type: ignore[attr-defined]
-    monkeypatch.setattr(module, "SCHEMA_VERSION", "6")
-    monkeypatch.setattr(module, "MIGRATIONS", {6: "SELECT 1"})
-    with pytest.raises(StoreError, match="no migration from schema 4 to 5"):
+    monkeypatch.setattr(module, "SCHEMA_VERSION", "7")
+    monkeypatch.setattr(module, "MIGRATIONS", {7: "SELECT 1"})
+    with pytest.raises(StoreError, match="no migration from schema 5 to 6"):
         opener()
 
 

@@ -46,12 +46,19 @@ def test_a_store_someone_else_wrote_is_read_in_full(project: Project) -> None:
 
 
 def test_the_same_times_put_back_do_not_hide_a_write(project: Project) -> None:
-    """mtime can be set back (``touch -r``); ctime and the size cannot."""
+    """mtime can be set back (``touch -r``); ctime and the size cannot.
+
+    The byte written is the one that was there: what lies at a given offset depends on the
+    schema (a changed byte may land in ``sqlite_schema`` and make the file unreadable), and
+    the stamp must see the write whatever it wrote.
+    """
     db = _site(project)
     st = db.stat()
     with db.open("r+b") as f:
         f.seek(st.st_size - 10)
-        f.write(b"x")
+        same = f.read(1)
+        f.seek(st.st_size - 10)
+        f.write(same)
     os.utime(db, ns=(st.st_atime_ns, st.st_mtime_ns))
     with SQLiteStore(db, verify=True) as store:
         assert store.checked

@@ -13,9 +13,10 @@ next build sees the feeds are not the ones the store recorded and writes them ag
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 
 from .._causes import os_cause
@@ -30,6 +31,7 @@ from .feeds import FeedSet
 from .ledger import Ledger, MaxDelete, deletion_limit, duplicate_errors, standing_errors
 from .outputs import Writer, Written, WrittenFile, summarize
 from .plan import Planner
+from .remote import remote_results
 from .scan import RACY_NS, FileResult, Scanner, ScanResult
 
 LOCK_TIMEOUT = 30.0
@@ -93,8 +95,12 @@ class Publisher:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         adopt_from: Path | None = None,
         fence: Callable[[Store], None] | None = None,
+        local: bool = True,
     ) -> None:
         self.settings = settings
+        # False: a builder without the ingest role (#10) has no seeds folder of its own; it
+        # builds what ingest hosts report into the store
+        self.local = local
         # PostgreSQL's leadership (#10): raises ``LeaderError`` inside the build transaction
         # when this process no longer leads the site, so a fenced-out builder writes nothing
         self.fence = fence
@@ -135,15 +141,31 @@ class Publisher:
         on_file: Callable[[str], None] | None = None,
         explicit: bool = False,
     ) -> ScanResult:
-        """What changed since the last build, read lazily (see ``Scanner.scan``)."""
-        return self.scanner.scan(
-            store,
-            paths,
-            now=self.clock(),
-            racy_ns=self.racy_ns,
-            on_file=on_file,
-            explicit=explicit,
+        """What changed since the last build, read lazily (see ``Scanner.scan``).
+
+        With a store that receives other hosts' seeds (PostgreSQL), what they reported
+        follows this host's own (``remote.py``), whatever ``paths`` says.
+        """
+        now = self.clock()
+        if self.local:
+            scan = self.scanner.scan(
+                store, paths, now=now, racy_ns=self.racy_ns, on_file=on_file, explicit=explicit
+            )
+        else:
+            scan = ScanResult(iter(()), full=paths is None, started_ns=time.time_ns())
+        if not store.receives_seeds:
+            return scan
+        went: list[bool] = [scan.full]  # a file went away in the local scan (or: look anyway)
+
+        def local() -> Iterator[FileResult]:
+            for result in scan.results:
+                went[0] = went[0] or result.gone
+                yield result
+
+        remote = remote_results(
+            store, self.scanner, now=now, local=self.local, gone_before=lambda: went[0]
         )
+        return ScanResult(chain(local(), remote), full=scan.full, started_ns=scan.started_ns)
 
     # --- stages 2-4, in one transaction ---------------------------------------------------------
     def publish(
@@ -292,7 +314,8 @@ class Publisher:
         (``SeedPathError``), too many articles unpublished at once (``MassDeletionError``).
         """
         start = time.perf_counter()
-        self.require_seeds_dir()  # before the state dir and the store are created
+        if self.local:
+            self.require_seeds_dir()  # before the state dir and the store are created
         publishing = False
         try:
             with (

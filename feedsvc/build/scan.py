@@ -24,6 +24,7 @@ from ..config import Settings
 from ..errors import SeedError, SeedPathError, SeedReadError, SeedsDirError
 from ..models import Article, pack_article, unpack_article
 from ..seeds import (
+    is_remote,
     is_seed_name,
     list_seeds,
     name_problem,
@@ -162,7 +163,8 @@ class Scanner:
             else:  # most files are unchanged: a stamp each, a state only for the others
                 states, stamps = {}, store.file_stamps()
                 known = stamps.keys()
-            gone = sorted(known - listing.keys())
+            # other hosts' seeds (``//host/path``, #10) are the remote source's to judge
+            gone = sorted(p for p in known - listing.keys() if not is_remote(p))
             shared = {p for group in store.duplicate_paths().values() for p in group}
         else:
             require_seeds_dir(self.seeds)
@@ -170,7 +172,13 @@ class Scanner:
             # files sharing a key with a changed or deleted one get another look: one of them
             # may now own the key alone
             siblings = store.paths_with_keys({seed_key(stored_path(r)) for r in named})
-            shared = {p for group in siblings.values() if len(group) > 1 for p in group}
+            shared = {
+                p
+                for group in siblings.values()
+                if len(group) > 1
+                for p in group
+                if not is_remote(p)
+            }
             wanted = {stored_path(r): r for r in named} | {p: p for p in shared}
             states = store.file_states(wanted)
             listing, gone = {}, []

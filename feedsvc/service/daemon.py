@@ -23,17 +23,19 @@ from typing import Any
 
 from .._lock import daemon_lock
 from .._version import __version__
+from ..build.ingest import Ingester
 from ..build.outputs import SERVED_TYPES
 from ..build.publisher import Publisher
 from ..config import Settings
 from ..errors import FeedsvcError
 from .leader import leadership_for, store_status
 from .logs import LOG_NAMES
-from .roles import builds, check_roles, mirrors
+from .roles import builds, check_roles, ingests_apart, mirrors, reads_seeds
 from .schedule import BuildOutcome, Rebuilder
 from .serve import FeedApp, HTTPServer, ServeOptions
 from .status import DaemonStatus, iso
 from .sync import Mirror, SyncReport
+from .wakeups import SeedWakeups
 from .watch import SeedWatcher
 from .websub import HubNotifier, announce
 
@@ -91,10 +93,16 @@ class Daemon:
         self.status = DaemonStatus(
             probe=self._problems,
             details=self._details,
-            builds=builds(settings),
+            builds=builds(settings) or ingests_apart(settings),  # an ingest round is its build
             standby=self._standby,
         )
         self.mirror = self._mirror(settings) if mirrors(settings) else None
+        # a builder on PostgreSQL: ingest hosts' reports wake it (NOTIFY "seeds")
+        self.wakeups = (
+            SeedWakeups(settings, lambda: self.rebuilder.request(wake=True))
+            if builds(settings) and settings.store_url is not None
+            else None
+        )
         self.rebuilder = Rebuilder(
             self.publisher,
             on_result=self._built,
@@ -132,9 +140,12 @@ class Daemon:
 
     # --- leadership (PostgreSQL, #10) ---------------------------------------------------------
     def _publisher(self, settings: Settings) -> Publisher:
+        if ingests_apart(settings):  # reports this host's seeds; the builder is elsewhere
+            return Ingester(settings)
+        local = reads_seeds(settings)
         if self.leadership is None:
-            return Publisher(settings)
-        publisher = Publisher(settings, fence=self.leadership.fence)
+            return Publisher(settings, local=local)
+        publisher = Publisher(settings, fence=self.leadership.fence, local=local)
         publisher.writer.guard = self.leadership.guard
         return publisher
 
@@ -172,7 +183,9 @@ class Daemon:
             problems.append(watch.problem)
         if self.leadership is not None and self.leadership.problem is not None:
             problems.append(self.leadership.problem)
-        if self.status.last_ok is not None:  # before the first build, "starting" says it all
+        if self.wakeups is not None and self.wakeups.error is not None:
+            problems.append(f"not hearing from ingest hosts: {self.wakeups.error}")
+        if builds(self.settings) and self.status.last_ok is not None:  # else "starting" says it
             missing = [p for p in self.publisher.outputs if not p.is_file()]
             if missing:
                 names = ", ".join(str(p) for p in missing[:LOG_NAMES])
@@ -187,6 +200,8 @@ class Daemon:
             current["started"] = iso(building.started)
         waiting, pending = self.watcher.debouncer.waiting, self.rebuilder.pending
         leader: dict[str, Any] = {"leading": True, "role": "single", "leader": None}
+        if ingests_apart(self.settings):
+            leader = {"leading": False, "role": "ingest", "leader": None}
         if self.leadership is not None:
             leader = self.leadership.status()
         if self.mirror is not None:
@@ -197,6 +212,7 @@ class Daemon:
             }
         return {
             "roles": list(self.roles),
+            "node": self.settings.node,
             **leader,
             "store": store_status(self.settings),
             "idle": waiting == 0 and self.rebuilder.idle,
@@ -207,7 +223,9 @@ class Daemon:
                 "since": iso(watch.since),
                 "reattached": watch.reattached,
                 "problem": watch.problem,
-            },
+            }
+            if reads_seeds(self.settings)
+            else None,  # a builder without ingest has no seeds folder (#10)
             "building": current,
         }
 
@@ -250,8 +268,11 @@ class Daemon:
             self._set_hub(self.settings.websub_hub)
             if self.mirror is not None:
                 self.mirror.start()
-            if builds(self.settings):
-                self.watcher.start()
+            if builds(self.settings) or reads_seeds(self.settings):
+                if reads_seeds(self.settings):
+                    self.watcher.start()
+                if self.wakeups is not None:
+                    self.wakeups.start()
                 self.rebuilder.request(full=True)  # catch up on what changed while we were down
                 self.rebuilder.start()
             if self.leadership is not None:
@@ -273,10 +294,12 @@ class Daemon:
         self._use(settings)
         self.app.configure(serve_options(settings))
         watch_keys = ("seeds_dir", "seed_pattern", "debounce_seconds")
-        if not builds(settings):  # a serve node: nothing to watch or build
+        if mirrors(settings):  # a serve node: nothing to watch or build
             log.info("configuration reloaded")
             return
-        if any(getattr(settings, k) != getattr(old, k) for k in watch_keys):
+        if reads_seeds(settings) and any(
+            getattr(settings, k) != getattr(old, k) for k in watch_keys
+        ):
             self.watcher.stop()
             self.watcher = self._watcher(settings)
             self.watcher.start()
@@ -295,6 +318,8 @@ class Daemon:
         if self.mirror is not None:
             self.mirror.stop()
         self.watcher.stop()
+        if self.wakeups is not None:
+            self.wakeups.stop()
         finished = self.rebuilder.shutdown(max(0.0, timeout - (time.monotonic() - started)))
         if not finished:  # the process ends now: its sockets and threads go with it
             return False

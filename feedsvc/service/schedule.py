@@ -101,6 +101,7 @@ class Rebuilder:
         self._cond = threading.Condition()
         self._paths: set[Path] = set()
         self._full = False
+        self._wake = False  # another host's seeds changed (#10): a build even without paths
         self._busy = False
         self._stopping = False
         self._failures = 0  # failed builds in a row: the pause before the retry grows
@@ -142,20 +143,26 @@ class Rebuilder:
         """Changed paths (and a full rescan) waiting for a build, the one in flight included."""
         with self._cond:
             running = self.building.paths if self.building is not None else 0
-            return len(self._paths) + int(self._full) + running
+            return len(self._paths) + int(self._full or self._wake) + running
 
     @property
     def idle(self) -> bool:
         """Nothing pending, scheduled or running: every build asked for has been reported."""
         with self._cond:
-            return not (self._paths or self._full or self._busy or self.building)
+            return not (self._paths or self._full or self._wake or self._busy or self.building)
 
-    def request(self, paths: Iterable[Path] = (), *, full: bool = False) -> None:
-        """Queue changed paths (or a full rescan) and make sure the rebuild job will run."""
+    def request(
+        self, paths: Iterable[Path] = (), *, full: bool = False, wake: bool = False
+    ) -> None:
+        """Queue changed paths (or a full rescan) and make sure the rebuild job will run.
+
+        ``wake``: ingest hosts reported seeds (#10); a build looks at them with no paths.
+        """
         with self._cond:
             self._paths.update(paths)
             self._full = self._full or full
-            if self._busy or self._stopping or not (self._paths or self._full):
+            self._wake = self._wake or wake
+            if self._busy or self._stopping or not (self._paths or self._full or self._wake):
                 return
             self._busy = True
         self._arm()
@@ -188,17 +195,17 @@ class Rebuilder:
     def _build_once(self) -> bool:
         """One build of what is pending; False when there is nothing left (or it failed)."""
         with self._cond:
-            if self._stopping or not (self._paths or self._full):
+            if self._stopping or not (self._paths or self._full or self._wake):
                 self._busy = False
                 self._cond.notify_all()
                 return False
             if self._gate is not None and not self._gate():
-                self._paths, self._full = set(), False
+                self._paths, self._full, self._wake = set(), False, False
                 self._busy = False
                 self._cond.notify_all()
                 return False
-            paths, full = sorted(self._paths), self._full
-            self._paths, self._full = set(), False
+            paths, full, wake = sorted(self._paths), self._full, self._wake
+            self._paths, self._full, self._wake = set(), False, False
             self._busy = True  # (a retry runs unasked): changes meanwhile wait for this run
             publisher = self._publisher
             started = datetime.now(UTC)
@@ -206,7 +213,7 @@ class Rebuilder:
             self.building = Building(kind, len(paths), started)
         t0 = time.perf_counter()
         try:
-            if not publisher.seeds.is_dir():  # never read a missing folder as "all deleted"
+            if publisher.local and not publisher.seeds.is_dir():  # never "all deleted"
                 raise SeedsDirError(publisher.seeds, "the seeds directory is missing")
             report = publisher.build(None if full else paths)
         except Exception as e:
@@ -214,6 +221,7 @@ class Rebuilder:
             with self._cond:  # keep the work for the retry or the next change
                 self._paths.update(paths)
                 self._full = self._full or full
+                self._wake = self._wake or wake
                 pause = RETRY_BACKOFF[min(self._failures, len(RETRY_BACKOFF) - 1)]
                 self._failures += 1
                 self._busy = False  # the next change builds at once, not after the pause

@@ -15,6 +15,7 @@ from ..config import Settings
 from ..errors import StoreError
 from .base import ArticleRow, FileState, Member, Stamp, Store, StoreSummary
 from .documents import DocumentRef, StoredDocument
+from .inbox import InboxRow
 from .sqlite import (
     REPLACED_SUFFIX,
     SCHEMA_VERSION,
@@ -37,6 +38,7 @@ __all__ = [
     "ArticleRow",
     "DocumentRef",
     "FileState",
+    "InboxRow",
     "Member",
     "SQLiteStore",
     "Stamp",

@@ -93,6 +93,7 @@ class PostgresStore(SQLStore):
 
     dialect = POSTGRES
     keeps_documents = True  # serve nodes on other hosts mirror them (documents.py)
+    receives_seeds = True  # ingest hosts report their seeds (inbox.py)
 
     def __init__(self, url: str, *, site_id: str) -> None:
         self.url = url

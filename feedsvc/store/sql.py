@@ -23,8 +23,9 @@ from ..errors import StoreError
 from ..models import Entry
 from .base import ArticleRow, FileState, Member, Stamp
 from .documents import DOCUMENTS_TABLE, DocumentQueries
+from .inbox import INBOX_TABLE, InboxQueries
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 # target version -> the SQL that upgrades a store from the version before it. Applied in order,
 # all in one transaction, when a store with an older schema is opened.
 MIGRATIONS: dict[int, str] = {
@@ -34,6 +35,8 @@ MIGRATIONS: dict[int, str] = {
     "ALTER TABLE files ADD COLUMN inode INTEGER NOT NULL DEFAULT 0",
     # v3: the published documents, for serve nodes on other hosts (written on PostgreSQL only)
     3: DOCUMENTS_TABLE,
+    # v4: other hosts' seeds, for a builder apart from its ingest hosts (read on PostgreSQL only)
+    4: INBOX_TABLE,
 }
 ADOPTED_HASH = "adopted"  # content_hash of a ledger row taken from feeds/, until a seed confirms it
 
@@ -89,6 +92,7 @@ CREATE TABLE IF NOT EXISTS outputs (
 );
 """
 SCHEMA += DOCUMENTS_TABLE  # store/documents.py
+SCHEMA += INBOX_TABLE  # store/inbox.py
 
 
 # The secondary indexes, (name, CREATE statement): dropped for a bulk load, built after it.
@@ -109,6 +113,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "articles": ("key",),
     "members": ("feed", "key"),
     "outputs": ("path",),
+    "inbox": ("host", "path"),
 }
 
 
@@ -187,7 +192,7 @@ def too_new(where: str, found: int, known: str) -> StoreError:
     )
 
 
-class SQLStore(DocumentQueries):
+class SQLStore(DocumentQueries, InboxQueries):
     """Every query of the ``Store`` protocol, on ``self._db`` in ``self.dialect``.
 
     ``self._db`` is a connection whose ``execute(sql, params)`` returns a cursor (iterable,
