@@ -14,6 +14,7 @@ import gzip
 import mimetypes
 import os
 import shutil
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import chain
@@ -44,6 +45,11 @@ OPML_TYPE = "text/x-opml" + CHARSET
 
 Kind = Literal["feed", "archive", "index", "article", "gzip", "opml"]
 Stamp = tuple[int, int, int]  # (size, mtime_ns, inode) of an output, from one stat
+# The manifest's entry for the page tree itself: the stamp of the folder ``articles/`` as the
+# last write left it. Creating, removing or renaming a page in it changes the folder's mtime,
+# so while that stamp holds, no page can be missing: a full build stats a rotating sample of
+# the pages instead of all of them (see ``Planner.plan``).
+PAGES_STAMP = ARTICLES_DIR + "/"
 
 
 def url(base_url: str, rel: str) -> str:
@@ -129,6 +135,17 @@ def stat_stamp(path: str) -> Stamp | None:
     try:
         st = os.stat(path)
     except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def dir_stamp(path: str) -> Stamp | None:
+    """A folder's stamp (size, mtime_ns, inode), None when it is missing or not a folder."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode):
         return None
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
@@ -228,6 +245,7 @@ class Writer:
         build's cleanup of pages and archive pages no build of ours would write now).
         ``suspect``: outputs found missing or damaged, reported as repaired when written.
         ``stamp_also``: outputs left as they are whose stamps the manifest should hold.
+        The folder ``articles/`` is stamped last (``PAGES_STAMP``), whatever was written.
         """
         written = Written()
         self.tmp.mkdir(parents=True, exist_ok=True)
@@ -268,6 +286,8 @@ class Writer:
         for rel in stamp_also:
             if rel not in written.stamps:  # written by an earlier build
                 written.stamps[rel] = stat_stamp(os.fspath(self.root / rel))
+        # last, after every page written or removed: the page tree as this build leaves it
+        written.stamps[PAGES_STAMP] = dir_stamp(os.fspath(self.root / ARTICLES_DIR))
         written.repaired.sort()
         return written
 

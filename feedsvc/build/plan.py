@@ -10,6 +10,8 @@ holds. The writer (``outputs``) then only writes files.
 
 from __future__ import annotations
 
+import bisect
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,9 +40,24 @@ from ..store import Stamp, Store
 from . import fingerprints
 from .feeds import FeedSet
 from .ledger import Changes
-from .outputs import GZIP_SUFFIX, INDEX_FILE, OPML_FILE, Document, unlike_manifest, url
+from .outputs import (
+    GZIP_SUFFIX,
+    INDEX_FILE,
+    OPML_FILE,
+    PAGES_STAMP,
+    Document,
+    dir_stamp,
+    unlike_manifest,
+    url,
+)
 
 INDEX_ARTICLES = 30
+# A full build whose page tree is as the last write left it (``PAGES_STAMP``) stats this many
+# article pages, the next ones in key order each build (the place kept in the store's meta),
+# instead of every one: a page damaged in place (same name, other bytes) is found within
+# (pages / PAGE_SAMPLE) full builds; a page removed or added is found by the next one.
+PAGE_SAMPLE = 2000
+SAMPLE_META = "page_sample_at"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a store older than #8 that never saw an article
 
 Output = tuple[str, str, int]  # what writes a file: ("feed", name, 0), ("page", name, n),
@@ -182,24 +199,40 @@ class Planner:
         self._empty_date = None
         specs = self.feeds.specs(store)
         touched = sorted(changes.articles | changes.removed)
-        if check_all:
-            manifest = store.output_stamps()
-        else:  # the article pages this build touches, and every other output
-            manifest = store.output_stamps(skip_folder=ARTICLES_DIR)
-            manifest |= store.output_stamps(f"{ARTICLES_DIR}/{key}.html" for key in touched)
+        # every output but the article pages, and the page tree's own stamp
+        manifest = store.output_stamps(skip_folder=ARTICLES_DIR)
+        tree = store.output_stamps([PAGES_STAMP]).get(PAGES_STAMP)
         full = store.get_meta("render_fp") != self.render_fp or not manifest
+        html = self.settings.html_pages
+        now = dir_stamp(os.fspath(self.root / ARTICLES_DIR)) if html else None
+        # The page tree as the last write left it: no page can be missing (see PAGES_STAMP)
+        sampled = check_all and html and not full and tree is not None and tree == now
+        sample: list[str] = []
+        if sampled:  # a rotating sample of the pages, and those this build touches
+            sample = self._page_sample(store)
+            pages = {f"{ARTICLES_DIR}/{key}.html" for key in (*sample, *touched)}
+            manifest |= store.output_stamps(sorted(pages))
+        elif check_all:  # every page is stat'ed
+            manifest = store.output_stamps()
+            manifest.pop(PAGES_STAMP, None)
+        else:  # the article pages this build touches, and every other output
+            manifest |= store.output_stamps(f"{ARTICLES_DIR}/{key}.html" for key in touched)
         plan = Plan(full=full)
         if not full:
-            owned = self.owned(store, specs, pages=check_all)
+            owned = self.owned(store, specs, pages=check_all and not sampled)
             if not check_all:
                 owned = {
                     rel: out
                     for rel, out in owned.items()
                     if out[0] != "page" or (out[1], out[2]) in changes.pages
                 }
-                owned |= {f"{ARTICLES_DIR}/{k}.html": ("article", k, 0) for k in changes.articles}
+            if not check_all or sampled:
+                for key in (*changes.articles, *sample):
+                    owned[f"{ARTICLES_DIR}/{key}.html"] = ("article", key, 0)
             self._check(owned, manifest, changes, plan.suspect)
-            if not changes:
+            # nothing to write; but a full check of a page tree found whole takes its stamp
+            # again (an empty write), so the next builds can sample
+            if not changes and not (check_all and html and tree != now):
                 plan.idle = True
                 return plan
         for spec in specs:
@@ -215,7 +248,6 @@ class Planner:
             )
             for s in specs
         ]
-        html = self.settings.html_pages
         if html and (full or changes.feeds or changes.index):
             live = store.live_articles()
             index = render_index(
@@ -234,10 +266,11 @@ class Planner:
         elif full:
             plan.remove += [INDEX_FILE, OPML_FILE]
             plan.sweep.append((f"{HTML_PAGES_DIR}/", _is_html_page))
-        every = check_all or full
+        every = full or (check_all and not sampled)
         plan.owned = set(self.owned(store, specs, pages=every))
         if not every:  # as the manifest read above: the article pages this build touches
             plan.owned |= {f"{ARTICLES_DIR}/{a.key}.html" for a in store.articles(touched)}
+            plan.owned |= {f"{ARTICLES_DIR}/{key}.html" for key in sample}
         plan.remove += sorted(set(manifest) - plan.owned)  # feeds, pages and archives gone
         if full:  # files no build of ours would write now (deleted while we were not looking)
             plan.sweep.append((f"{ARTICLES_DIR}/", _is_page))
@@ -247,6 +280,19 @@ class Planner:
                     folder = spec.archive_file(0).rpartition("/")[0] + "/"
                     plan.sweep.append((folder, _is_archive_page))
         return plan
+
+    def _page_sample(self, store: Store) -> list[str]:
+        """The next ``PAGE_SAMPLE`` live keys in key order, from where the last sample ended."""
+        keys = sorted(store.live_keys())
+        if len(keys) <= PAGE_SAMPLE:
+            return keys
+        at = store.get_meta(SAMPLE_META) or ""
+        start = bisect.bisect_right(keys, at)
+        picked = keys[start : start + PAGE_SAMPLE]
+        if len(picked) < PAGE_SAMPLE:  # wrap around
+            picked += keys[: PAGE_SAMPLE - len(picked)]
+        store.set_meta(SAMPLE_META, picked[-1])
+        return picked
 
     def _opml(self, store: Store, specs: Sequence[FeedSpec]) -> bytes:
         """``feeds.opml``: every feed, dated by the newest article's content (never "now")."""
