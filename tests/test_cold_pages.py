@@ -133,3 +133,31 @@ def test_the_writer_stages_pages_only_into_an_empty_tree(tmp_path: Path) -> None
     again = Writer(root, gzip_feeds=False).write([], pages=[page(1), page(3)])
     assert seen == [True, True]
     assert [f.path for f in again.files] == ["articles/0000000000000003.html"]
+
+
+def test_a_cold_build_writes_every_file_as_the_sequential_path_does(
+    project: Project, corpus_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Archive pages kept from their fitting (``Planner.render_once``), pages staged, the HTML
+    archive from a listing: every file under feeds/ as rendering each one when it is written."""
+    from feedsvc.build.plan import Planner
+
+    with project.config.open("a") as f:  # small pages: many are cut by bytes, not by count
+        f.write("max_feed_bytes = 60000\narchive_page_size = 20\ncategory_feeds = true\n")
+    for f in sorted(corpus_dir.rglob("*.txt")):
+        target = project.seeds / f.relative_to(corpus_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, target)
+    sequential = _copy_site(project, "sequential")
+    result = project.build()
+    assert result.exit_code == 0, result.output
+    monkeypatch.setattr(Planner, "render_once", False)
+    again = sequential.build()
+    assert again.exit_code == 0, again.output
+    cold, old = _tree(project.feeds), _tree(sequential.feeds)
+    assert sorted(cold) == sorted(old)
+    differ = [rel for rel in cold if cold[rel] != old[rel]]
+    assert differ == []
+    archives = [rel for rel in cold if "/archive/" in f"/{rel}"]
+    assert len(archives) > 100
+    assert not list((project.feeds / ".tmp").iterdir()), "the spool leaves nothing behind"

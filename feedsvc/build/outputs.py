@@ -10,11 +10,14 @@ stamps of what it wrote for the publisher to record.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import mimetypes
 import os
 import shutil
 import stat
+import tempfile
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import chain
@@ -166,6 +169,54 @@ def unlike_manifest(
         if recorded is not None:
             suspect.add(rel)
     return redo, suspect
+
+
+class Spool:
+    """Bytes rendered once and written later: a scratch file that nothing can leave behind.
+
+    A full build renders each archive page while it fits the page into the byte budget, and
+    the writer writes it only once the plan is complete. Holding every page in memory would
+    grow with the corpus, rendering it twice costs twice: the bytes wait in an unlinked temp
+    file next to feeds/ (gone with its descriptor, even after a kill), each read back once
+    by its document's ``render``. The file is closed when the last one is read, or when the
+    spool is dropped (a failed build).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, path = tempfile.mkstemp(dir=folder, prefix=".spool.")
+        os.unlink(path)
+        self._fd = fd
+        self._closer = weakref.finalize(self, os.close, fd)
+        self._end = 0
+        self._at: dict[str, tuple[int, int]] = {}
+
+    def put(self, name: str, data: bytes) -> None:
+        """Keep ``data`` under ``name`` (a later ``put`` of the same name replaces it)."""
+        view = memoryview(data)
+        at = self._end
+        done = 0
+        while done < len(data):
+            done += os.pwrite(self._fd, view[done:], at + done)
+        self._at[name] = (at, len(data))
+        self._end += len(data)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._at
+
+    def get(self, name: str) -> bytes:
+        """The bytes kept under ``name``, once: the last one read closes the file."""
+        at, size = self._at.pop(name)
+        data = os.pread(self._fd, size, at)
+        if not self._at:
+            self.close()
+        if len(data) != size:  # a regular file reads whole; anything else is an I/O fault
+            raise OSError(errno.EIO, f"short read from the spool: {len(data)} of {size} bytes")
+        return data
+
+    def close(self) -> None:
+        self._closer()
+        self._at.clear()
 
 
 def summarize(files: Iterable[WrittenFile], *, limit: int = 20) -> str:

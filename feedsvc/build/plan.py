@@ -29,6 +29,7 @@ from ..render.pages import (
     HTML_PAGE_SIZE,
     HTML_PAGES_DIR,
     ArticlePages,
+    Listed,
     PageFeed,
     Site,
     html_page_count,
@@ -45,7 +46,9 @@ from .outputs import (
     INDEX_FILE,
     OPML_FILE,
     PAGES_STAMP,
+    TMP_DIR,
     Document,
+    Spool,
     dir_stamp,
     unlike_manifest,
     url,
@@ -76,6 +79,7 @@ class Plan:
     sweep: list[tuple[str, Callable[[Path], bool]]] = field(default_factory=list)
     suspect: set[str] = field(default_factory=set)  # found missing or damaged
     idle: bool = False  # nothing changed and nothing is missing: nothing to write at all
+    spool: Spool | None = None  # archive pages rendered while fitted (a full build)
 
 
 def _is_page(path: Path) -> bool:
@@ -95,6 +99,11 @@ def _is_archive_page(path: Path) -> bool:
 
 class Planner:
     """Plans the outputs of one set of settings."""
+
+    # A full build keeps the archive pages it rendered while fitting them (``Spool``), to be
+    # written without rendering again; False renders each when it is written (the path of
+    # incremental builds; a test compares the two)
+    render_once: bool = True
 
     def __init__(self, settings: Settings, feeds: FeedSet | None = None) -> None:
         self.settings = settings
@@ -128,6 +137,7 @@ class Planner:
             settings, self.meta, self.site, self.membership_fp, __version__
         )
         self._empty_date: datetime | None = None
+        self._spool: Spool | None = None
 
     def main_outputs(self) -> list[str]:
         """The first feed's documents, relative to feeds/: what the CLI names in its summary."""
@@ -235,9 +245,16 @@ class Planner:
             if not changes and not (check_all and html and tree != now):
                 plan.idle = True
                 return plan
-        for spec in specs:
-            if full or spec.name in changes.feeds:
-                self._plan_feed(store, spec, changes, plan)
+        # A full build renders each archive page once, while fitting it, and keeps the bytes
+        # for the writer (an incremental build fits few pages, and may move entries back)
+        spooled = full and self.render_once
+        self._spool = plan.spool = Spool(self.root / TMP_DIR) if spooled else None
+        try:
+            for spec in specs:
+                if full or spec.name in changes.feeds:
+                    self._plan_feed(store, spec, changes, plan)
+        finally:
+            self._spool = None  # the plan's documents hold it while they are written
         page_feeds = [
             PageFeed(
                 name=s.name,
@@ -249,17 +266,16 @@ class Planner:
             for s in specs
         ]
         if html and (full or changes.feeds or changes.index):
-            live = store.live_articles()
             index = render_index(
                 self.site,
                 page_feeds,
-                live[:INDEX_ARTICLES],
+                store.live_articles(INDEX_ARTICLES),
                 opml=url(self.meta.base_url, OPML_FILE),
             )
             plan.documents.append(Document(INDEX_FILE, partial(bytes, index), "index"))
             opml = self._opml(store, specs)
             plan.documents.append(Document(OPML_FILE, partial(bytes, opml), "opml"))
-            plan.documents += self._html_archive(live, page_feeds)
+            plan.documents += self._html_archive(store, page_feeds)
         if html:
             plan.pages = self._pages(store, changes, full, page_feeds)
             plan.remove += [f"{ARTICLES_DIR}/{key}.html" for key in sorted(changes.removed)]
@@ -310,9 +326,22 @@ class Planner:
         modified = newest[0].updated if newest else self._empty_feed_date(store)
         return render_opml(self.site.title, feeds, html_url=html_url, modified=modified)
 
-    def _html_archive(self, live: list[Entry], feeds: list[PageFeed]) -> list[Document]:
+    def _html_archive(self, store: Store, feeds: list[PageFeed]) -> list[Document]:
         """The HTML archive (#11): every live article, newest first, ``HTML_PAGE_SIZE`` a
-        page; its head links the main feed only."""
+        page; its head links the main feed only.
+
+        Only what a listing shows is kept of each article (not the whole text of every
+        article at once: memory stays flat), in the store's order (``live_articles``).
+        """
+        listed = sorted(
+            (
+                (a.published, a.key, Listed(a.title, a.page, a.published))
+                for a in store.iter_live_articles()
+            ),
+            reverse=True,
+        )
+        live = [item for _, _, item in listed]
+        del listed
         main = [f for f in feeds if f.name == self.feeds.main.name]
         pages = html_page_count(len(live))
         docs: list[Document] = []
@@ -432,19 +461,26 @@ class Planner:
         pending = store.unarchived_after(spec.name, current)
         if not pending:
             return self._last_page(store, spec)
-        entries = {e.key: e for e in store.articles(pending)}
+        spool = self._spool if not taken else None  # an entry put back changes a page
         seq = store.next_seq(spec.name)
         guess = size  # a page takes about as many as the one before it
+        loaded: dict[str, Entry] = {}
         while pending:
             page = seq // size
             room = (page + 1) * size - seq
             held = store.archived(spec.name, page * size, seq) if seq % size else []
-            new = [entries[k] for k in pending[:room]]
-            take = self._fitting(spec, page, held, new, guess)
+            if any(k not in loaded for k in pending[:room]):  # a page's worth at a time
+                loaded = {e.key: e for e in store.articles(pending[:size])}
+            new = [loaded[k] for k in pending[:room]]
+            take, rendered = self._fitting(spec, page, held, new, guess)
             if take == 0:  # the open page is full by bytes: the next entry starts a new page
                 seq = (page + 1) * size
                 continue
             guess = take
+            if spool is not None:
+                rendered = rendered or self._page_bytes(spec, page, held, new[:take])
+                for fmt, data in rendered.items():
+                    spool.put(spec.archive_file(page, fmt), data)
             for key in pending[:take]:
                 store.set_seq(spec.name, key, seq)
                 seq += 1
@@ -452,25 +488,43 @@ class Planner:
             pending = pending[take:]
         return self._last_page(store, spec)
 
+    def _page_bytes(
+        self, spec: FeedSpec, page: int, held: list[Entry], new: list[Entry]
+    ) -> dict[Format, bytes]:
+        """Archive page ``page`` holding ``held`` and ``new``, in every format."""
+        items = sorted([*held, *new], key=lambda e: (e.published, e.key), reverse=True)
+        return {
+            fmt: self._render(fmt, spec, self._paging(spec, page, fmt), None, items)
+            for fmt in spec.formats
+        }
+
     def _fitting(
         self, spec: FeedSpec, page: int, held: list[Entry], new: list[Entry], guess: int
-    ) -> int:
+    ) -> tuple[int, dict[Format, bytes] | None]:
         """How many of ``new`` (oldest first) page ``page`` takes beside ``held``: the most
         whose page stays within the byte budget in every format (one at least when empty).
 
         A page's size only grows with its entries, so the answer is searched from ``guess``
-        (the count of the page before): doubling steps bracket it, halving finds it.
+        (the count of the page before): doubling steps bracket it, halving finds it. Also
+        returns the page's bytes in every format for the answer, when they were rendered.
         """
         budget = self.meta.max_bytes
         if budget is None or not new:
-            return len(new)
+            return len(new), None
+        best: dict[int, dict[Format, bytes]] = {}  # the largest count found to fit
 
         def fits(n: int) -> bool:
             items = sorted([*held, *new[:n]], key=lambda e: (e.published, e.key), reverse=True)
-            return all(
-                len(self._render(fmt, spec, self._paging(spec, page, fmt), None, items)) <= budget
-                for fmt in spec.formats
-            )
+            pages: dict[Format, bytes] = {}
+            for fmt in spec.formats:
+                data = self._render(fmt, spec, self._paging(spec, page, fmt), None, items)
+                if len(data) > budget:
+                    return False
+                pages[fmt] = data
+            if not best or n > next(iter(best)):
+                best.clear()
+                best[n] = pages
+            return True
 
         count = len(new)
         start = min(max(guess, 1), count)
@@ -497,7 +551,8 @@ class Planner:
                 low = middle
             else:
                 high = middle
-        return max(low, 0 if held else 1)
+        take = max(low, 0 if held else 1)
+        return take, best.get(take)
 
     @staticmethod
     def _paging(spec: FeedSpec, page: int, fmt: Format) -> Paging:
@@ -524,12 +579,19 @@ class Planner:
                     for fmt in spec.formats:
                         plan.remove.append(spec.archive_file(p, fmt))
                         plan.remove.append(spec.archive_file(p, fmt) + GZIP_SUFFIX)
+        spool = plan.spool
         for page in pages:
             for fmt in spec.formats:
+                rel = spec.archive_file(page, fmt)
+                render: Callable[[], bytes]
+                if spool is not None and rel in spool:  # rendered while it was fitted
+                    render = partial(spool.get, rel)
+                else:
+                    render = partial(self._archive_page, store, spec, page, fmt)
                 plan.documents.append(
                     Document(
-                        spec.archive_file(page, fmt),
-                        partial(self._archive_page, store, spec, page, fmt),
+                        rel,
+                        render,
                         "archive",
                         spec.name,
                         fmt,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -231,14 +231,26 @@ def html_page_count(articles: int) -> int:
     return max(1, -(-articles // HTML_PAGE_SIZE))
 
 
+class Listed(NamedTuple):
+    """What an HTML archive page shows of an article (an ``Article`` has the same fields)."""
+
+    title: str
+    page: str  # ``Article.page``
+    published: datetime
+
+
 def render_archive(
-    site: Site, feeds: Sequence[PageFeed], articles: Sequence[Article], page: int, pages: int
+    site: Site,
+    feeds: Sequence[PageFeed],
+    articles: Sequence[Article] | Sequence[Listed],
+    page: int,
+    pages: int,
 ) -> bytes:
     """``pages/<page>.html``: ``articles`` (this page's, newest first), linked newer/older."""
     items = [
         {
             "title": a.title,
-            "href": f"../{article_path(a)}",
+            "href": f"../{a.page}",
             "published": _date(a.published, site.timezone),
         }
         for a in articles
