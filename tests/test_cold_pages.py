@@ -163,7 +163,8 @@ def test_a_cold_build_writes_every_file_as_the_sequential_path_does(
     assert differ == []
     archives = [rel for rel in cold if "/archive/" in f"/{rel}"]
     assert len(archives) > 100
-    assert not list((project.feeds / ".tmp").iterdir()), "the spool leaves nothing behind"
+    assert not list((project.feeds / ".tmp").iterdir())
+    assert [p.name for p in project.state.iterdir() if "spool" in p.name] == []
 
 
 def test_article_pages_cut_from_the_template_once_equal_the_template_page_by_page() -> None:

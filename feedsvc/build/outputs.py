@@ -177,7 +177,8 @@ class Spool:
     A full build renders each archive page while it fits the page into the byte budget, and
     the writer writes it only once the plan is complete. Holding every page in memory would
     grow with the corpus, rendering it twice costs twice: the bytes wait in an unlinked temp
-    file next to feeds/ (gone with its descriptor, even after a kill), each read back once
+    file in the state folder (planning writes nothing into feeds/; the file is gone with its
+    descriptor, even after a kill), each read back once
     by its document's ``render``. The file is closed when the last one is read, or when the
     spool is dropped (a failed build).
     """

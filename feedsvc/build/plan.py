@@ -46,7 +46,6 @@ from .outputs import (
     INDEX_FILE,
     OPML_FILE,
     PAGES_STAMP,
-    TMP_DIR,
     Document,
     Spool,
     dir_stamp,
@@ -248,7 +247,7 @@ class Planner:
         # A full build renders each archive page once, while fitting it, and keeps the bytes
         # for the writer (an incremental build fits few pages, and may move entries back)
         spooled = full and self.render_once
-        self._spool = plan.spool = Spool(self.root / TMP_DIR) if spooled else None
+        self._spool = plan.spool = Spool(self.settings.state_dir) if spooled else None
         try:
             for spec in specs:
                 if full or spec.name in changes.feeds:
