@@ -185,8 +185,11 @@ class Spool:
 
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, path = tempfile.mkstemp(dir=folder, prefix=".spool.")
-        os.unlink(path)
+        try:  # Linux: a file that never has a name
+            fd = os.open(folder, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        except (AttributeError, OSError):  # elsewhere, or a file system without it
+            fd, path = tempfile.mkstemp(dir=folder, prefix=".spool.")
+            os.unlink(path)
         self._fd = fd
         self._closer = weakref.finalize(self, os.close, fd)
         self._end = 0
