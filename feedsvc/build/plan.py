@@ -274,7 +274,7 @@ class Planner:
             plan.documents.append(Document(INDEX_FILE, partial(bytes, index), "index"))
             opml = self._opml(store, specs)
             plan.documents.append(Document(OPML_FILE, partial(bytes, opml), "opml"))
-            plan.documents += self._html_archive(store, page_feeds)
+            plan.documents += self._html_archive(store, page_feeds, plan.spool)
         if html:
             plan.pages = self._pages(store, changes, full, page_feeds)
             plan.remove += [f"{ARTICLES_DIR}/{key}.html" for key in sorted(changes.removed)]
@@ -325,29 +325,35 @@ class Planner:
         modified = newest[0].updated if newest else self._empty_feed_date(store)
         return render_opml(self.site.title, feeds, html_url=html_url, modified=modified)
 
-    def _html_archive(self, store: Store, feeds: list[PageFeed]) -> list[Document]:
+    def _html_archive(
+        self, store: Store, feeds: list[PageFeed], spool: Spool | None
+    ) -> list[Document]:
         """The HTML archive (#11): every live article, newest first, ``HTML_PAGE_SIZE`` a
         page; its head links the main feed only.
 
-        Only what a listing shows is kept of each article (not the whole text of every
-        article at once: memory stays flat), in the store's order (``live_articles``).
+        Only what a listing shows is kept of each article (date, key, title: not the whole
+        text of every article at once), in the store's order (``live_articles``); the pages
+        wait in ``spool`` when there is one (a full build), not in memory.
         """
         listed = sorted(
-            (
-                (a.published, a.key, Listed(a.title, a.page, a.published))
-                for a in store.iter_live_articles()
-            ),
-            reverse=True,
+            ((a.published, a.key, a.title) for a in store.iter_live_articles()), reverse=True
         )
-        live = [item for _, _, item in listed]
-        del listed
         main = [f for f in feeds if f.name == self.feeds.main.name]
-        pages = html_page_count(len(live))
+        pages = html_page_count(len(listed))
         docs: list[Document] = []
         for page in range(1, pages + 1):
-            chunk = live[(page - 1) * HTML_PAGE_SIZE : page * HTML_PAGE_SIZE]
+            first = (page - 1) * HTML_PAGE_SIZE
+            chunk = [
+                Listed(title, f"{ARTICLES_DIR}/{key}.html", published)  # ``Article.page``
+                for published, key, title in listed[first : first + HTML_PAGE_SIZE]
+            ]
             data = render_archive(self.site, main, chunk, page, pages)
-            docs.append(Document(html_page_path(page), partial(bytes, data), "index"))
+            rel = html_page_path(page)
+            if spool is not None:
+                spool.put(rel, data)
+                docs.append(Document(rel, partial(spool.get, rel), "index"))
+            else:
+                docs.append(Document(rel, partial(bytes, data), "index"))
         return docs
 
     def _empty_feed_date(self, store: Store) -> datetime:
