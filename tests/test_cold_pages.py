@@ -133,3 +133,74 @@ def test_the_writer_stages_pages_only_into_an_empty_tree(tmp_path: Path) -> None
     again = Writer(root, gzip_feeds=False).write([], pages=[page(1), page(3)])
     assert seen == [True, True]
     assert [f.path for f in again.files] == ["articles/0000000000000003.html"]
+
+
+def test_a_cold_build_writes_every_file_as_the_sequential_path_does(
+    project: Project, corpus_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Archive pages kept from their fitting (``Planner.render_once``), article pages from the
+    template cut once (``ArticlePages.precompiled``), the HTML archive from a listing: every
+    file under feeds/ as rendering each one through feedgen and Jinja when it is written."""
+    from feedsvc.build.plan import Planner
+    from feedsvc.render.pages import ArticlePages
+
+    with project.config.open("a") as f:  # small pages: many are cut by bytes, not by count
+        f.write("max_feed_bytes = 60000\narchive_page_size = 20\ncategory_feeds = true\n")
+    for f in sorted(corpus_dir.rglob("*.txt")):
+        target = project.seeds / f.relative_to(corpus_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, target)
+    sequential = _copy_site(project, "sequential")
+    result = project.build()
+    assert result.exit_code == 0, result.output
+    monkeypatch.setattr(Planner, "render_once", False)
+    monkeypatch.setattr(ArticlePages, "precompiled", False)
+    again = sequential.build()
+    assert again.exit_code == 0, again.output
+    cold, old = _tree(project.feeds), _tree(sequential.feeds)
+    assert sorted(cold) == sorted(old)
+    differ = [rel for rel in cold if cold[rel] != old[rel]]
+    assert differ == []
+    archives = [rel for rel in cold if "/archive/" in f"/{rel}"]
+    assert len(archives) > 100
+    assert not list((project.feeds / ".tmp").iterdir())
+    assert [p.name for p in project.state.iterdir() if "spool" in p.name] == []
+
+
+def test_article_pages_cut_from_the_template_once_equal_the_template_page_by_page() -> None:
+    """Every shape a page can take: languages (labels), feeds linked or none, updated or not,
+    and text that must be escaped in the title, the description and the body."""
+    from datetime import UTC, datetime
+
+    from feedsvc.render.pages import ArticlePages, PageFeed, Site
+    from feedsvc.seeds import parse_seed
+
+    site = Site(
+        title='Nachrichten & "Meldungen"',
+        subtitle="",
+        base_url="https://news.example.org/",
+        language="de-AT",
+        generator_version="0.1.0",
+        timezone="Europe/Vienna",
+    )
+    feeds = [
+        PageFeed(name="all", title="Alle <b>", description="", links={"atom": "a.xml"}),
+        PageFeed(name="k", title="Kurz & 'knapp'", description="x", links={"rss": "k.rss"}),
+    ]
+    texts = [
+        " date 2024-11 <script>alert(\"x\")</script> & Co. sagen 'nein'.\n\nEin Absatz & mehr.",
+        " date 2024-05-06 The council voted on Tuesday to close the bridge.\n\nIt reopens soon.",
+        " date 2023-01 Le conseil a voté mardi la fermeture du pont.\n\n## Suite\n\nDétails.",
+    ]
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    articles = []
+    for n, text in enumerate(texts):
+        a = parse_seed(text.encode(), source=f"{n:03d}_{n:016x}.txt", now=now, language="de-AT")
+        for lang in ("de-AT", "en", "fr", "xx"):
+            articles.append(a.model_copy(update={"language": lang}))
+            later = datetime(2025, 2, 3, 4, 5, tzinfo=UTC)
+            articles.append(a.model_copy(update={"language": lang, "updated": later}))
+    pages = ArticlePages(site)
+    for article in articles:
+        for linked in (feeds, feeds[:1], []):
+            assert pages.render(article, linked) == pages.render_template(article, linked)

@@ -11,6 +11,7 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -202,3 +203,92 @@ def test_the_summary_names_each_feed_and_counts_the_rest() -> None:
         "feed all: atom.xml, 1 archive page; feed category/sport: rss.xml; 2 HTML pages; 1 .gz file"
     )
     assert summarize([]) == ""
+
+
+# --- the cheap check of the page tree (#9) -------------------------------------------------------
+def _stats_of_pages(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The article pages ``os.stat`` is called on from now on (the real stat still answers)."""
+    seen: list[str] = []
+    real = os.stat
+
+    def counting(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        name = os.fspath(path)
+        if isinstance(name, str) and "/articles/" in name and name.endswith(".html"):
+            seen.append(name.rpartition("/")[2])
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counting)
+    return seen
+
+
+def test_a_no_change_build_stats_a_rotating_sample_of_the_pages_not_all(
+    built: tuple[Project, Snapshot], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from feedsvc.build import plan
+
+    project, before = built
+    monkeypatch.setattr(plan, "PAGE_SAMPLE", 5)
+    stats = _stats_of_pages(monkeypatch)
+    pages = sorted(rel.rpartition("/")[2] for rel in before if rel.startswith("articles/"))
+    samples: list[list[str]] = []
+    for _ in range(3):
+        stats.clear()
+        result = project.build()
+        assert "(unchanged)" in result.output, result.output
+        samples.append(sorted(set(stats)))
+    assert [len(s) for s in samples] == [5, 5, 5], "a sample a build, not every page"
+    assert samples[0] == pages[:5]
+    assert samples[1] == pages[5:10]
+    assert samples[2] == sorted(pages[10:] + pages[:3]), "the sample wraps around"
+    assert _snapshot(project.feeds) == before
+
+
+def test_a_page_damaged_in_place_is_repaired_when_the_sample_reaches_it(
+    built: tuple[Project, Snapshot], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from feedsvc.build import plan
+
+    project, before = built
+    monkeypatch.setattr(plan, "PAGE_SAMPLE", 5)
+    pages = sorted(rel for rel in before if rel.startswith("articles/"))
+    victim = project.feeds / pages[-1]
+    with victim.open("r+b") as f:  # in place: the folder's stamp stays as it was
+        f.write(b"garbage")
+    outputs = []
+    for _ in range(3):  # 12 pages, 5 a build: every page is stat'ed within 3 builds
+        outputs.append(project.build().output)
+    assert [("repaired 1 missing" in out) for out in outputs] == [False, False, True], outputs
+    assert _snapshot(project.feeds)[pages[-1]][0] == before[pages[-1]][0]
+
+
+@pytest.mark.parametrize("how", ["rm", "mv", "stray"])
+def test_a_page_removed_renamed_or_added_is_seen_by_the_next_build(
+    built: tuple[Project, Snapshot], monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """Names coming and going in articles/ change the folder's stamp: every page is checked."""
+    from feedsvc.build import plan
+
+    project, before = built
+    monkeypatch.setattr(plan, "PAGE_SAMPLE", 2)
+    pages = sorted(rel for rel in before if rel.startswith("articles/"))
+    victim = project.feeds / pages[7]
+    if how == "rm":
+        victim.unlink()
+    elif how == "mv":
+        victim.rename(victim.with_suffix(".old"))
+    else:
+        (project.feeds / "articles" / "stray.html").write_bytes(b"not ours")
+    stats = _stats_of_pages(monkeypatch)
+    result = project.build()
+    assert result.exit_code == 0, result.output
+    assert len(set(stats)) >= len(pages), "every page checked"
+    if how != "stray":
+        assert "(repaired 1 missing or damaged outputs)" in result.output
+    after = _snapshot(project.feeds)
+    for rel in pages:
+        assert after[rel] == before[rel] or rel == pages[7], rel
+    assert after[pages[7]][0] == before[pages[7]][0]
+    stats.clear()
+    again = project.build()  # the folder's new stamp taken: back to a sample
+    assert "(unchanged)" in again.output
+    assert len(set(stats)) == 2

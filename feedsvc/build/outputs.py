@@ -10,10 +10,14 @@ stamps of what it wrote for the publisher to record.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import mimetypes
 import os
 import shutil
+import stat
+import tempfile
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import chain
@@ -44,6 +48,11 @@ OPML_TYPE = "text/x-opml" + CHARSET
 
 Kind = Literal["feed", "archive", "index", "article", "gzip", "opml"]
 Stamp = tuple[int, int, int]  # (size, mtime_ns, inode) of an output, from one stat
+# The manifest's entry for the page tree itself: the stamp of the folder ``articles/`` as the
+# last write left it. Creating, removing or renaming a page in it changes the folder's mtime,
+# so while that stamp holds, no page can be missing: a full build stats a rotating sample of
+# the pages instead of all of them (see ``Planner.plan``).
+PAGES_STAMP = ARTICLES_DIR + "/"
 
 
 def url(base_url: str, rel: str) -> str:
@@ -133,6 +142,17 @@ def stat_stamp(path: str) -> Stamp | None:
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
+def dir_stamp(path: str) -> Stamp | None:
+    """A folder's stamp (size, mtime_ns, inode), None when it is missing or not a folder."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode):
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
 def unlike_manifest(
     root: Path, paths: Iterable[str], manifest: Mapping[str, Stamp]
 ) -> tuple[list[str], set[str]]:
@@ -149,6 +169,58 @@ def unlike_manifest(
         if recorded is not None:
             suspect.add(rel)
     return redo, suspect
+
+
+class Spool:
+    """Bytes rendered once and written later: a scratch file that nothing can leave behind.
+
+    A full build renders each archive page while it fits the page into the byte budget, and
+    the writer writes it only once the plan is complete. Holding every page in memory would
+    grow with the corpus, rendering it twice costs twice: the bytes wait in an unlinked temp
+    file in the state folder (planning writes nothing into feeds/; the file is gone with its
+    descriptor, even after a kill), each read back once
+    by its document's ``render``. The file is closed when the last one is read, or when the
+    spool is dropped (a failed build).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        try:  # Linux: a file that never has a name
+            fd = os.open(folder, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        except (AttributeError, OSError):  # elsewhere, or a file system without it
+            fd, path = tempfile.mkstemp(dir=folder, prefix=".spool.")
+            os.unlink(path)
+        self._fd = fd
+        self._closer = weakref.finalize(self, os.close, fd)
+        self._end = 0
+        self._at: dict[str, tuple[int, int]] = {}
+
+    def put(self, name: str, data: bytes) -> None:
+        """Keep ``data`` under ``name`` (a later ``put`` of the same name replaces it)."""
+        view = memoryview(data)
+        at = self._end
+        done = 0
+        while done < len(data):
+            done += os.pwrite(self._fd, view[done:], at + done)
+        self._at[name] = (at, len(data))
+        self._end += len(data)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._at
+
+    def get(self, name: str) -> bytes:
+        """The bytes kept under ``name``, once: the last one read closes the file."""
+        at, size = self._at.pop(name)
+        data = os.pread(self._fd, size, at)
+        if not self._at:
+            self.close()
+        if len(data) != size:  # a regular file reads whole; anything else is an I/O fault
+            raise OSError(errno.EIO, f"short read from the spool: {len(data)} of {size} bytes")
+        return data
+
+    def close(self) -> None:
+        self._closer()
+        self._at.clear()
 
 
 def summarize(files: Iterable[WrittenFile], *, limit: int = 20) -> str:
@@ -231,6 +303,7 @@ class Writer:
         build's cleanup of pages and archive pages no build of ours would write now).
         ``suspect``: outputs found missing or damaged, reported as repaired when written.
         ``stamp_also``: outputs left as they are whose stamps the manifest should hold.
+        The folder ``articles/`` is stamped last (``PAGES_STAMP``), whatever was written.
         """
         written = Written()
         self.tmp.mkdir(parents=True, exist_ok=True)
@@ -271,6 +344,8 @@ class Writer:
         for rel in stamp_also:
             if rel not in written.stamps:  # written by an earlier build
                 written.stamps[rel] = stat_stamp(os.fspath(self.root / rel))
+        # last, after every page written or removed: the page tree as this build leaves it
+        written.stamps[PAGES_STAMP] = dir_stamp(os.fspath(self.root / ARTICLES_DIR))
         written.repaired.sort()
         return written
 

@@ -10,6 +10,8 @@ holds. The writer (``outputs``) then only writes files.
 
 from __future__ import annotations
 
+import bisect
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +29,7 @@ from ..render.pages import (
     HTML_PAGE_SIZE,
     HTML_PAGES_DIR,
     ArticlePages,
+    Listed,
     PageFeed,
     Site,
     html_page_count,
@@ -38,9 +41,25 @@ from ..store import Stamp, Store
 from . import fingerprints
 from .feeds import FeedSet
 from .ledger import Changes
-from .outputs import GZIP_SUFFIX, INDEX_FILE, OPML_FILE, Document, unlike_manifest, url
+from .outputs import (
+    GZIP_SUFFIX,
+    INDEX_FILE,
+    OPML_FILE,
+    PAGES_STAMP,
+    Document,
+    Spool,
+    dir_stamp,
+    unlike_manifest,
+    url,
+)
 
 INDEX_ARTICLES = 30
+# A full build whose page tree is as the last write left it (``PAGES_STAMP``) stats this many
+# article pages, the next ones in key order each build (the place kept in the store's meta),
+# instead of every one: a page damaged in place (same name, other bytes) is found within
+# (pages / PAGE_SAMPLE) full builds; a page removed or added is found by the next one.
+PAGE_SAMPLE = 2000
+SAMPLE_META = "page_sample_at"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a store older than #8 that never saw an article
 
 Output = tuple[str, str, int]  # what writes a file: ("feed", name, 0), ("page", name, n),
@@ -59,6 +78,7 @@ class Plan:
     sweep: list[tuple[str, Callable[[Path], bool]]] = field(default_factory=list)
     suspect: set[str] = field(default_factory=set)  # found missing or damaged
     idle: bool = False  # nothing changed and nothing is missing: nothing to write at all
+    spool: Spool | None = None  # archive pages rendered while fitted (a full build)
 
 
 def _is_page(path: Path) -> bool:
@@ -78,6 +98,11 @@ def _is_archive_page(path: Path) -> bool:
 
 class Planner:
     """Plans the outputs of one set of settings."""
+
+    # A full build keeps the archive pages it rendered while fitting them (``Spool``), to be
+    # written without rendering again; False renders each when it is written (the path of
+    # incremental builds; a test compares the two)
+    render_once: bool = True
 
     def __init__(self, settings: Settings, feeds: FeedSet | None = None) -> None:
         self.settings = settings
@@ -111,6 +136,7 @@ class Planner:
             settings, self.meta, self.site, self.membership_fp, __version__
         )
         self._empty_date: datetime | None = None
+        self._spool: Spool | None = None
 
     def main_outputs(self) -> list[str]:
         """The first feed's documents, relative to feeds/: what the CLI names in its summary."""
@@ -182,29 +208,52 @@ class Planner:
         self._empty_date = None
         specs = self.feeds.specs(store)
         touched = sorted(changes.articles | changes.removed)
-        if check_all:
-            manifest = store.output_stamps()
-        else:  # the article pages this build touches, and every other output
-            manifest = store.output_stamps(skip_folder=ARTICLES_DIR)
-            manifest |= store.output_stamps(f"{ARTICLES_DIR}/{key}.html" for key in touched)
+        # every output but the article pages, and the page tree's own stamp
+        manifest = store.output_stamps(skip_folder=ARTICLES_DIR)
+        tree = store.output_stamps([PAGES_STAMP]).get(PAGES_STAMP)
         full = store.get_meta("render_fp") != self.render_fp or not manifest
+        html = self.settings.html_pages
+        now = dir_stamp(os.fspath(self.root / ARTICLES_DIR)) if html else None
+        # The page tree as the last write left it: no page can be missing (see PAGES_STAMP)
+        sampled = check_all and html and not full and tree is not None and tree == now
+        sample: list[str] = []
+        if sampled:  # a rotating sample of the pages, and those this build touches
+            sample = self._page_sample(store)
+            pages = {f"{ARTICLES_DIR}/{key}.html" for key in (*sample, *touched)}
+            manifest |= store.output_stamps(sorted(pages))
+        elif check_all:  # every page is stat'ed
+            manifest = store.output_stamps()
+            manifest.pop(PAGES_STAMP, None)
+        else:  # the article pages this build touches, and every other output
+            manifest |= store.output_stamps(f"{ARTICLES_DIR}/{key}.html" for key in touched)
         plan = Plan(full=full)
         if not full:
-            owned = self.owned(store, specs, pages=check_all)
+            owned = self.owned(store, specs, pages=check_all and not sampled)
             if not check_all:
                 owned = {
                     rel: out
                     for rel, out in owned.items()
                     if out[0] != "page" or (out[1], out[2]) in changes.pages
                 }
-                owned |= {f"{ARTICLES_DIR}/{k}.html": ("article", k, 0) for k in changes.articles}
+            if not check_all or sampled:
+                for key in (*changes.articles, *sample):
+                    owned[f"{ARTICLES_DIR}/{key}.html"] = ("article", key, 0)
             self._check(owned, manifest, changes, plan.suspect)
-            if not changes:
+            # nothing to write; but a full check of a page tree found whole takes its stamp
+            # again (an empty write), so the next builds can sample
+            if not changes and not (check_all and html and tree != now):
                 plan.idle = True
                 return plan
-        for spec in specs:
-            if full or spec.name in changes.feeds:
-                self._plan_feed(store, spec, changes, plan)
+        # A full build renders each archive page once, while fitting it, and keeps the bytes
+        # for the writer (an incremental build fits few pages, and may move entries back)
+        spooled = full and self.render_once
+        self._spool = plan.spool = Spool(self.settings.state_dir) if spooled else None
+        try:
+            for spec in specs:
+                if full or spec.name in changes.feeds:
+                    self._plan_feed(store, spec, changes, plan)
+        finally:
+            self._spool = None  # the plan's documents hold it while they are written
         page_feeds = [
             PageFeed(
                 name=s.name,
@@ -215,29 +264,28 @@ class Planner:
             )
             for s in specs
         ]
-        html = self.settings.html_pages
         if html and (full or changes.feeds or changes.index):
-            live = store.live_articles()
             index = render_index(
                 self.site,
                 page_feeds,
-                live[:INDEX_ARTICLES],
+                store.live_articles(INDEX_ARTICLES),
                 opml=url(self.meta.base_url, OPML_FILE),
             )
             plan.documents.append(Document(INDEX_FILE, partial(bytes, index), "index"))
             opml = self._opml(store, specs)
             plan.documents.append(Document(OPML_FILE, partial(bytes, opml), "opml"))
-            plan.documents += self._html_archive(live, page_feeds)
+            plan.documents += self._html_archive(store, page_feeds, plan.spool)
         if html:
             plan.pages = self._pages(store, changes, full, page_feeds)
             plan.remove += [f"{ARTICLES_DIR}/{key}.html" for key in sorted(changes.removed)]
         elif full:
             plan.remove += [INDEX_FILE, OPML_FILE]
             plan.sweep.append((f"{HTML_PAGES_DIR}/", _is_html_page))
-        every = check_all or full
+        every = full or (check_all and not sampled)
         plan.owned = set(self.owned(store, specs, pages=every))
         if not every:  # as the manifest read above: the article pages this build touches
             plan.owned |= {f"{ARTICLES_DIR}/{a.key}.html" for a in store.articles(touched)}
+            plan.owned |= {f"{ARTICLES_DIR}/{key}.html" for key in sample}
         plan.remove += sorted(set(manifest) - plan.owned)  # feeds, pages and archives gone
         if full:  # files no build of ours would write now (deleted while we were not looking)
             plan.sweep.append((f"{ARTICLES_DIR}/", _is_page))
@@ -247,6 +295,19 @@ class Planner:
                     folder = spec.archive_file(0).rpartition("/")[0] + "/"
                     plan.sweep.append((folder, _is_archive_page))
         return plan
+
+    def _page_sample(self, store: Store) -> list[str]:
+        """The next ``PAGE_SAMPLE`` live keys in key order, from where the last sample ended."""
+        keys = sorted(store.live_keys())
+        if len(keys) <= PAGE_SAMPLE:
+            return keys
+        at = store.get_meta(SAMPLE_META) or ""
+        start = bisect.bisect_right(keys, at)
+        picked = keys[start : start + PAGE_SAMPLE]
+        if len(picked) < PAGE_SAMPLE:  # wrap around
+            picked += keys[: PAGE_SAMPLE - len(picked)]
+        store.set_meta(SAMPLE_META, picked[-1])
+        return picked
 
     def _opml(self, store: Store, specs: Sequence[FeedSpec]) -> bytes:
         """``feeds.opml``: every feed, dated by the newest article's content (never "now")."""
@@ -264,16 +325,35 @@ class Planner:
         modified = newest[0].updated if newest else self._empty_feed_date(store)
         return render_opml(self.site.title, feeds, html_url=html_url, modified=modified)
 
-    def _html_archive(self, live: list[Entry], feeds: list[PageFeed]) -> list[Document]:
+    def _html_archive(
+        self, store: Store, feeds: list[PageFeed], spool: Spool | None
+    ) -> list[Document]:
         """The HTML archive (#11): every live article, newest first, ``HTML_PAGE_SIZE`` a
-        page; its head links the main feed only."""
+        page; its head links the main feed only.
+
+        Only what a listing shows is kept of each article (date, key, title: not the whole
+        text of every article at once), in the store's order (``live_articles``); the pages
+        wait in ``spool`` when there is one (a full build), not in memory.
+        """
+        listed = sorted(
+            ((a.published, a.key, a.title) for a in store.iter_live_articles()), reverse=True
+        )
         main = [f for f in feeds if f.name == self.feeds.main.name]
-        pages = html_page_count(len(live))
+        pages = html_page_count(len(listed))
         docs: list[Document] = []
         for page in range(1, pages + 1):
-            chunk = live[(page - 1) * HTML_PAGE_SIZE : page * HTML_PAGE_SIZE]
+            first = (page - 1) * HTML_PAGE_SIZE
+            chunk = [
+                Listed(title, f"{ARTICLES_DIR}/{key}.html", published)  # ``Article.page``
+                for published, key, title in listed[first : first + HTML_PAGE_SIZE]
+            ]
             data = render_archive(self.site, main, chunk, page, pages)
-            docs.append(Document(html_page_path(page), partial(bytes, data), "index"))
+            rel = html_page_path(page)
+            if spool is not None:
+                spool.put(rel, data)
+                docs.append(Document(rel, partial(spool.get, rel), "index"))
+            else:
+                docs.append(Document(rel, partial(bytes, data), "index"))
         return docs
 
     def _empty_feed_date(self, store: Store) -> datetime:
@@ -386,19 +466,26 @@ class Planner:
         pending = store.unarchived_after(spec.name, current)
         if not pending:
             return self._last_page(store, spec)
-        entries = {e.key: e for e in store.articles(pending)}
+        spool = self._spool if not taken else None  # an entry put back changes a page
         seq = store.next_seq(spec.name)
         guess = size  # a page takes about as many as the one before it
+        loaded: dict[str, Entry] = {}
         while pending:
             page = seq // size
             room = (page + 1) * size - seq
             held = store.archived(spec.name, page * size, seq) if seq % size else []
-            new = [entries[k] for k in pending[:room]]
-            take = self._fitting(spec, page, held, new, guess)
+            if any(k not in loaded for k in pending[:room]):  # a page's worth at a time
+                loaded = {e.key: e for e in store.articles(pending[:size])}
+            new = [loaded[k] for k in pending[:room]]
+            take, rendered = self._fitting(spec, page, held, new, guess)
             if take == 0:  # the open page is full by bytes: the next entry starts a new page
                 seq = (page + 1) * size
                 continue
             guess = take
+            if spool is not None:
+                rendered = rendered or self._page_bytes(spec, page, held, new[:take])
+                for fmt, data in rendered.items():
+                    spool.put(spec.archive_file(page, fmt), data)
             for key in pending[:take]:
                 store.set_seq(spec.name, key, seq)
                 seq += 1
@@ -406,25 +493,43 @@ class Planner:
             pending = pending[take:]
         return self._last_page(store, spec)
 
+    def _page_bytes(
+        self, spec: FeedSpec, page: int, held: list[Entry], new: list[Entry]
+    ) -> dict[Format, bytes]:
+        """Archive page ``page`` holding ``held`` and ``new``, in every format."""
+        items = sorted([*held, *new], key=lambda e: (e.published, e.key), reverse=True)
+        return {
+            fmt: self._render(fmt, spec, self._paging(spec, page, fmt), None, items)
+            for fmt in spec.formats
+        }
+
     def _fitting(
         self, spec: FeedSpec, page: int, held: list[Entry], new: list[Entry], guess: int
-    ) -> int:
+    ) -> tuple[int, dict[Format, bytes] | None]:
         """How many of ``new`` (oldest first) page ``page`` takes beside ``held``: the most
         whose page stays within the byte budget in every format (one at least when empty).
 
         A page's size only grows with its entries, so the answer is searched from ``guess``
-        (the count of the page before): doubling steps bracket it, halving finds it.
+        (the count of the page before): doubling steps bracket it, halving finds it. Also
+        returns the page's bytes in every format for the answer, when they were rendered.
         """
         budget = self.meta.max_bytes
         if budget is None or not new:
-            return len(new)
+            return len(new), None
+        best: dict[int, dict[Format, bytes]] = {}  # the largest count found to fit
 
         def fits(n: int) -> bool:
             items = sorted([*held, *new[:n]], key=lambda e: (e.published, e.key), reverse=True)
-            return all(
-                len(self._render(fmt, spec, self._paging(spec, page, fmt), None, items)) <= budget
-                for fmt in spec.formats
-            )
+            pages: dict[Format, bytes] = {}
+            for fmt in spec.formats:
+                data = self._render(fmt, spec, self._paging(spec, page, fmt), None, items)
+                if len(data) > budget:
+                    return False
+                pages[fmt] = data
+            if not best or n > next(iter(best)):
+                best.clear()
+                best[n] = pages
+            return True
 
         count = len(new)
         start = min(max(guess, 1), count)
@@ -451,7 +556,8 @@ class Planner:
                 low = middle
             else:
                 high = middle
-        return max(low, 0 if held else 1)
+        take = max(low, 0 if held else 1)
+        return take, best.get(take)
 
     @staticmethod
     def _paging(spec: FeedSpec, page: int, fmt: Format) -> Paging:
@@ -478,12 +584,19 @@ class Planner:
                     for fmt in spec.formats:
                         plan.remove.append(spec.archive_file(p, fmt))
                         plan.remove.append(spec.archive_file(p, fmt) + GZIP_SUFFIX)
+        spool = plan.spool
         for page in pages:
             for fmt in spec.formats:
+                rel = spec.archive_file(page, fmt)
+                render: Callable[[], bytes]
+                if spool is not None and rel in spool:  # rendered while it was fitted
+                    render = partial(spool.get, rel)
+                else:
+                    render = partial(self._archive_page, store, spec, page, fmt)
                 plan.documents.append(
                     Document(
-                        spec.archive_file(page, fmt),
-                        partial(self._archive_page, store, spec, page, fmt),
+                        rel,
+                        render,
                         "archive",
                         spec.name,
                         fmt,

@@ -1,11 +1,12 @@
-"""Atom 1.0 and RSS 2.0 from articles (feedgen): pure, no clock, no I/O, no globals.
+"""Atom 1.0 and RSS 2.0 from articles (feedgen): pure, no clock, no I/O, no state but a cache.
 
 Every date comes from the data, so the same articles always give the same bytes. HTML is built
-here, from escaped text, only for the entries being written.
+here, from escaped text, only for the entries being written (the last few kept, by identity).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from html import escape
@@ -32,13 +33,35 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 GENERATOR_URI = "https://github.com/feedsvc/feedsvc"
 
 
+_SPECIAL = re.compile("[&<>\"']")  # what ``html.escape`` replaces
+
+
+def _escape(text: str) -> str:
+    """``html.escape(text)``; most paragraphs have nothing to escape, and are returned as is."""
+    return escape(text) if _SPECIAL.search(text) else text
+
+
+# The last articles' HTML, by identity: one page or feed document renders the same entries in
+# several formats (and a budget search renders a page more than once). Identity, not
+# equality: an article is frozen, and the entry is held, so its id cannot be reused meanwhile.
+_HTML: dict[int, tuple[Article, str]] = {}
+_HTML_KEPT = 256
+
+
 def article_html(article: Article) -> str:
     """The entry's full content as HTML: lead, paragraphs and ``<h2>`` subheadings, escaped."""
-    parts = [f"<p><strong>{escape(article.lead)}</strong></p>"]
+    kept = _HTML.get(id(article))
+    if kept is not None and kept[0] is article:
+        return kept[1]
+    parts = [f"<p><strong>{_escape(article.lead)}</strong></p>"]
     for block in article.body:
         tag = "h2" if block.kind == "subheading" else "p"
-        parts.append(f"<{tag}>{escape(block.text)}</{tag}>")
-    return "\n".join(parts)
+        parts.append(f"<{tag}>{_escape(block.text)}</{tag}>")
+    html = "\n".join(parts)
+    if len(_HTML) >= _HTML_KEPT:
+        _HTML.pop(next(iter(_HTML)), None)  # the oldest
+    _HTML[id(article)] = (article, html)
+    return html
 
 
 def article_link(article: Article, meta: FeedMeta) -> str:
