@@ -45,6 +45,8 @@ def changed_documents(
     if store.documents_serial() == 0:
         wanted.update(store.output_stamps())
     wanted.difference_update(rel for rel, stamp in stamps.items() if stamp is None)
+    # the manifest also stamps folders (``articles/``, to sample its pages): not documents
+    wanted = {rel for rel in wanted if not rel.endswith("/")}
     # a feed before its .gz, so the .gz is never dated before the bytes it packs
     order = sorted(wanted, key=lambda r: (r.removesuffix(GZIP_SUFFIX), r.endswith(GZIP_SUFFIX)))
     return _read(root, order, known, stamps), removed
