@@ -429,3 +429,53 @@ def test_a_dry_run_of_import_ids_leaves_a_postgres_store_alone(
     with PostgresStore(pg_schema_url, site_id="news.example.org") as pg:
         assert {name: pg.dump(name) for name in ("meta", "articles", "outputs")} == before
     assert _run(site, "store", "check").stderr.count("pg_dump") == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", [1, 2])  # at the start of the build; right before it writes
+def test_a_server_that_drops_a_build_mid_way_loses_nothing_and_the_next_build_catches_up(
+    tmp_path: Path, pg_schema_url: str, when: int
+) -> None:
+    """The server ends the build's session mid-build (as a restart or a failover would):
+    one line naming the URL without its password, nothing committed, and the next build ends
+    where a build that was never cut off ends (the same feeds as SQLite's)."""
+    import psycopg
+
+    one = make_site(tmp_path / "sqlite", **SITE)
+    two = make_site(tmp_path / "pg", **SITE)
+    for site in (one, two):
+        _corpus(site / "seeds")
+    assert _run(one, "build").returncode in (0, 1)
+    assert _run(two, "build", "--store-url", pg_schema_url).returncode in (0, 1)
+    for site in (one, two):  # an edit and a new seed, published by the next build
+        write(site / "seeds" / seed_name(41), seed_text("Neu geschrieben.", date="2024-02-10"))
+        write(site / "seeds" / seed_name(80), seed_text("Ganz neu.", date="2024-03-10"))
+    calls = []
+
+    def cut(store: Store) -> None:
+        calls.append(store)
+        if len(calls) == when:
+            with psycopg.connect(pg_schema_url, autocommit=True) as admin:
+                ended = admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " AND application_name LIKE 'feedsvc@%'"
+                ).fetchall()
+            assert ended == [(True,)]  # the build's one session
+
+    settings = load_settings(
+        config=two / "feedsvc.toml", env={}, overrides={"store_url": pg_schema_url}
+    )
+    with pytest.raises(StoreError) as failed:
+        Publisher(settings, clock=lambda: LATER, fence=cut).build()
+    line = str(failed.value)
+    secret = pg_schema_url.split(":")[2].split("@")[0]
+    assert "\n" not in line
+    assert secret not in line
+    assert pg_schema_url.replace(f":{secret}@", "@").split("?")[0] in line
+    # nothing was committed: the next build sees the same two changes and publishes them
+    report = Publisher(settings, clock=lambda: LATER).build()
+    assert (report.new, report.changed) == (1, 1), report
+    sqlite = load_settings(config=one / "feedsvc.toml", env={})
+    Publisher(sqlite, clock=lambda: LATER).build()
+    assert _outputs(two / "feeds") == _outputs(one / "feeds")
