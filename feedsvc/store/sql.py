@@ -129,6 +129,8 @@ class Dialect:
     # Waking other processes at commit (PostgreSQL's NOTIFY): the statement, given the channel
     # and the payload; None: they poll. Channel and payload are made here and nowhere else.
     wake: str | None = None
+    # The title of the ``articles.article`` JSON, read in SQL (no model validation)
+    title: str = "json_extract(article, '$.title')"
 
     def channel(self, site_id: str) -> str:
         """The wake-up channel of one site (an identifier: ``LISTEN`` takes it unquoted)."""
@@ -158,7 +160,13 @@ def _rewrite(statement: str, placeholder: str) -> str:
 
 SQLITE = Dialect("sqlite", "?", "INTEGER", "TEXT")
 POSTGRES = Dialect(
-    "postgresql", "%s", "BIGINT", 'TEXT COLLATE "C"', blob="BYTEA", wake="SELECT pg_notify(?, ?)"
+    "postgresql",
+    "%s",
+    "BIGINT",
+    'TEXT COLLATE "C"',
+    blob="BYTEA",
+    wake="SELECT pg_notify(?, ?)",
+    title="(article::json ->> 'title')",
 )
 
 
@@ -668,6 +676,18 @@ class SQLStore(DocumentQueries, InboxQueries):
         )
         for (raw,) in cursor:
             yield Entry.model_validate_json(raw)
+
+    def live_listing(self) -> list[tuple[str, str, str, str]]:
+        """(published, first_seen, key, title) of every published article, oldest first
+        (ties by first seen, then key): what the HTML archive lists, read without validating
+        any article (the title is taken from its JSON in SQL). The dates are as stored: UTC
+        ISO 8601 text.
+        """
+        rows = self._db.execute(
+            f"SELECT published, first_seen, key, {self.dialect.title} FROM articles"
+            " WHERE path IS NOT NULL ORDER BY published, first_seen, key"
+        )
+        return [(str(p), str(f), str(k), str(t)) for p, f, k, t in rows]
 
     def live_articles(self, limit: int | None = None) -> list[Entry]:
         """Published articles, newest first; ties broken by key so output is stable."""
