@@ -352,14 +352,15 @@ class Planner:
         """The HTML archive pages (#11) that changed, and the number of the newest page.
 
         Every live article, numbered from the oldest (``live_listing``: date, first seen,
-        key; titles read in SQL, no article validated), ``HTML_PAGE_SIZE`` a page; a page's
-        head links the main feed only. Each page's digest (its number, whether a newer page
-        exists, and its articles' dates, keys and titles: all it shows that is not in
-        ``render_fp``) is kept in the store (``HTML_META``); only the pages whose digest
-        changed, or that ``redo`` names (found missing or damaged), are rendered, or every
-        page when ``full``. A new article then renders the newest page only; a title edit
-        its own page; a deletion or a backdated article the pages from its place on.
-        The pages wait in ``spool`` when there is one (a full build), not in memory.
+        key, from one index), ``HTML_PAGE_SIZE`` a page; a page's head links the main feed
+        only. Each page's digest (its number, whether a newer page exists, and its articles'
+        dates, keys and content hashes: all it shows that is not in ``render_fp``, the title
+        being part of the content) is kept in the store (``HTML_META``); only the pages whose
+        digest changed, or that ``redo`` names (found missing or damaged), are rendered (their
+        titles read in SQL, no article validated), or every page when ``full``. A new article
+        then renders the newest page only; an edit (of the title, or of anything: the content
+        hash changes) its own page; a deletion or a backdated article the pages from its place
+        on. The pages wait in ``spool`` when there is one (a full build), not in memory.
         """
         listed = store.live_listing()
         pages = html_page_count(len(listed))
@@ -371,15 +372,16 @@ class Planner:
             first = (page - 1) * HTML_PAGE_SIZE
             rows = listed[first : first + HTML_PAGE_SIZE]
             digest = hashlib.blake2b(f"{page}\0{page < pages}".encode(), digest_size=12)
-            for published, _, key, title in rows:
-                digest.update(f"\0{published}\0{key}\0{title}".encode())
+            for published, _, key, content_hash in rows:
+                digest.update(f"\0{published}\0{key}\0{content_hash}".encode())
             digests.append(digest.hexdigest())
             if page not in redo and page <= len(before) and before[page - 1] == digests[-1]:
                 continue
+            titles = store.titles(key for _, _, key, _ in rows)
             chunk = [
                 # ``Article.page``
-                Listed(title, f"{ARTICLES_DIR}/{key}.html", datetime.fromisoformat(published))
-                for published, _, key, title in reversed(rows)
+                Listed(titles[key], f"{ARTICLES_DIR}/{key}.html", datetime.fromisoformat(when))
+                for when, _, key, _ in reversed(rows)
             ]
             data = render_archive(self.site, main, chunk, page, pages)
             rel = html_page_path(page)

@@ -71,6 +71,9 @@ CREATE TABLE IF NOT EXISTS articles (
 );
 CREATE INDEX IF NOT EXISTS articles_live ON articles (published DESC, key DESC)
     WHERE path IS NOT NULL;
+-- the HTML archive's places (``live_listing``), read from the index alone
+CREATE INDEX IF NOT EXISTS articles_listing ON articles (published, first_seen, key, content_hash)
+    WHERE path IS NOT NULL;
 CREATE INDEX IF NOT EXISTS articles_path ON articles (path);
 CREATE INDEX IF NOT EXISTS articles_hash ON articles (content_hash) WHERE path IS NULL;
 CREATE TABLE IF NOT EXISTS members (
@@ -129,7 +132,7 @@ class Dialect:
     # Waking other processes at commit (PostgreSQL's NOTIFY): the statement, given the channel
     # and the payload; None: they poll. Channel and payload are made here and nowhere else.
     wake: str | None = None
-    # The title of the ``articles.article`` JSON, read in SQL (no model validation)
+    # The title in ``articles.article`` (JSON text), read in SQL (no model validation)
     title: str = "json_extract(article, '$.title')"
 
     def channel(self, site_id: str) -> str:
@@ -678,16 +681,31 @@ class SQLStore(DocumentQueries, InboxQueries):
             yield Entry.model_validate_json(raw)
 
     def live_listing(self) -> list[tuple[str, str, str, str]]:
-        """(published, first_seen, key, title) of every published article, oldest first
-        (ties by first seen, then key): what the HTML archive lists, read without validating
-        any article (the title is taken from its JSON in SQL). The dates are as stored: UTC
-        ISO 8601 text.
+        """(published, first_seen, key, content_hash) of every published article, oldest
+        first (ties by first seen, then key): the places of the HTML archive. One walk of a
+        covering index (``articles_listing``), no article read; the dates are as stored (UTC
+        ISO 8601 text).
         """
         rows = self._db.execute(
-            f"SELECT published, first_seen, key, {self.dialect.title} FROM articles"
+            "SELECT published, first_seen, key, content_hash FROM articles"
             " WHERE path IS NOT NULL ORDER BY published, first_seen, key"
         )
-        return [(str(p), str(f), str(k), str(t)) for p, f, k, t in rows]
+        return [(str(p), str(f), str(k), str(h)) for p, f, k, h in rows]
+
+    def titles(self, keys: Iterable[str]) -> dict[str, str]:
+        """The titles of the published articles among ``keys`` (one query per 100), read
+        from their JSON in SQL (no article validated)."""
+        out: dict[str, str] = {}
+        wanted = list(keys)
+        for at in range(0, len(wanted), 100):
+            batch = wanted[at : at + 100]
+            rows = self._db.execute(
+                f"SELECT key, {self.dialect.title} FROM articles"
+                f" WHERE path IS NOT NULL AND key IN ({', '.join('?' * len(batch))})",
+                tuple(batch),
+            )
+            out.update((str(k), str(t)) for k, t in rows)
+        return out
 
     def live_articles(self, limit: int | None = None) -> list[Entry]:
         """Published articles, newest first; ties broken by key so output is stable."""
