@@ -690,7 +690,7 @@ class SQLStore(DocumentQueries, InboxQueries):
             "SELECT published, first_seen, key, content_hash FROM articles"
             " WHERE path IS NOT NULL ORDER BY published, first_seen, key"
         )
-        return [(str(p), str(f), str(k), str(h)) for p, f, k, h in rows]
+        return list(rows.fetchall())  # text columns: str tuples from either driver
 
     def titles(self, keys: Iterable[str]) -> dict[str, str]:
         """The titles of the published articles among ``keys`` (one query per 100), read
