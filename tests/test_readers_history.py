@@ -94,8 +94,10 @@ def walk_html(feeds: Path) -> list[str]:
     """From index.html's "all articles" link along ``rel="next"``: the article keys met."""
     index = strict((feeds / "index.html").read_bytes())
     start = [a.get("href", "") for a in index.iter("a") if a.get("href", "").startswith("pages/")]
-    assert start == ["pages/1.html"], start
-    rel: str | None = "pages/1.html"
+    # numbered from the oldest (#9): the index links the newest page, the highest number
+    newest = max(int(p.stem) for p in (feeds / "pages").glob("*.html"))
+    assert start == [f"pages/{newest}.html"], start
+    rel: str | None = start[0]
     keys: list[str] = []
     seen: set[str] = set()
     while rel is not None:
@@ -108,6 +110,8 @@ def walk_html(feeds: Path) -> list[str]:
             keys.append(Path(href).stem)
         nexts = [link.get("href", "") for link in root.iterfind("./head/link[@rel='next']")]
         rel = f"pages/{nexts[0]}" if nexts else None
+    assert "pages/1.html" in seen  # the walk ends at the oldest page
+    assert len(seen) == newest
     return keys
 
 

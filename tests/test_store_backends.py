@@ -138,6 +138,35 @@ def test_feeds_and_archive_places_are_the_same_on_both(store: Store) -> None:
     assert store.count_live() == 11
 
 
+def test_the_live_listing_and_titles_read_in_sql_are_the_same_on_both(store: Store) -> None:
+    """``live_listing`` (#9): (published, first_seen, key, content_hash) of the live articles,
+    by date, then first seen, then key; ``titles``: as the article has them (JSON escapes,
+    quotes, non-ASCII), read in SQL; retired articles left out of both."""
+    entries = _entries(5)
+    titles = ['Zwei "Anführungs" zeichen', "Ünïcödé \U0001f600", "a\\b / c", "Line\tTab", "x"]
+    dated = [T0, LATER, T0, T0, T0 - timedelta(days=1)]
+    seen = [T0, T0, T0 + timedelta(seconds=1), T0, T0]
+    with store.transaction():
+        for i, entry in enumerate(entries):
+            article = entry.model_copy(update={"title": titles[i], "published": dated[i]})
+            store.put_article(article, path=f"{i}.txt", first_seen=seen[i])
+        store.retire(entries[3].key)
+    listing = store.live_listing()
+    assert [key for _, _, key, _ in listing] == [
+        entries[4].key,  # the oldest date
+        entries[0].key,  # T0, first seen at T0
+        entries[2].key,  # T0, first seen a second later
+        entries[1].key,  # the newest date
+    ]
+    published, first_seen, _, content_hash = listing[-1]
+    assert datetime.fromisoformat(published) == LATER
+    assert datetime.fromisoformat(first_seen) == T0
+    assert content_hash == entries[1].content_hash
+    keys = [e.key for e in entries]
+    assert store.titles(keys) == {keys[i]: titles[i] for i in (0, 1, 2, 4)}
+    assert store.titles(keys[i] for i in range(5) for _ in range(30)) == store.titles(keys)
+
+
 def test_a_transaction_is_all_or_nothing(store: Store) -> None:
     def killed() -> None:
         with store.transaction():

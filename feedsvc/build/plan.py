@@ -11,6 +11,8 @@ holds. The writer (``outputs``) then only writes files.
 from __future__ import annotations
 
 import bisect
+import hashlib
+import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -61,9 +63,12 @@ INDEX_ARTICLES = 30
 PAGE_SAMPLE = 2000
 SAMPLE_META = "page_sample_at"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a store older than #8 that never saw an article
+# What each HTML archive page showed when it was last planned (a JSON list of digests, page 1
+# first): a build renders only the pages whose digest changed, or that were found missing
+HTML_META = "html_pages"
 
 Output = tuple[str, str, int]  # what writes a file: ("feed", name, 0), ("page", name, n),
-# ("article", key, 0) or ("index", "", 0)
+# ("article", key, 0), ("html", "", n) (HTML archive page n) or ("index", "", 0)
 
 
 @dataclass(slots=True)
@@ -169,7 +174,7 @@ class Planner:
             out[INDEX_FILE] = ("index", "", 0)
             out[OPML_FILE] = ("index", "", 0)
             for page in range(1, html_page_count(store.count_live()) + 1):
-                out[html_page_path(page)] = ("index", "", 0)
+                out[html_page_path(page)] = ("html", "", page)
             for key in store.live_keys() if pages else ():
                 out[f"{ARTICLES_DIR}/{key}.html"] = ("article", key, 0)
         return out
@@ -180,8 +185,10 @@ class Planner:
         manifest: dict[str, Stamp],
         changes: Changes,
         suspect: set[str],
+        html: set[int],
     ) -> None:
-        """What is missing or not as we left it (one stat each) is written again."""
+        """What is missing or not as we left it (one stat each) is written again (HTML
+        archive pages: their numbers go to ``html``)."""
         redo, damaged = unlike_manifest(self.root, owned, manifest)
         suspect |= damaged
         for rel in redo:
@@ -193,6 +200,9 @@ class Planner:
                 changes.pages.add((name, page))
             elif kind == "article":
                 changes.articles.add(name)
+            elif kind == "html":
+                html.add(page)
+                changes.index = True
             else:
                 changes.index = True
 
@@ -227,6 +237,7 @@ class Planner:
         else:  # the article pages this build touches, and every other output
             manifest |= store.output_stamps(f"{ARTICLES_DIR}/{key}.html" for key in touched)
         plan = Plan(full=full)
+        redo: set[int] = set()  # HTML archive pages found missing or damaged
         if not full:
             owned = self.owned(store, specs, pages=check_all and not sampled)
             if not check_all:
@@ -238,7 +249,7 @@ class Planner:
             if not check_all or sampled:
                 for key in (*changes.articles, *sample):
                     owned[f"{ARTICLES_DIR}/{key}.html"] = ("article", key, 0)
-            self._check(owned, manifest, changes, plan.suspect)
+            self._check(owned, manifest, changes, plan.suspect, redo)
             # nothing to write; but a full check of a page tree found whole takes its stamp
             # again (an empty write), so the next builds can sample
             if not changes and not (check_all and html and tree != now):
@@ -265,16 +276,20 @@ class Planner:
             for s in specs
         ]
         if html and (full or changes.feeds or changes.index):
+            archive, newest = self._html_archive(
+                store, page_feeds, plan.spool, full=full, redo=redo
+            )
             index = render_index(
                 self.site,
                 page_feeds,
                 store.live_articles(INDEX_ARTICLES),
                 opml=url(self.meta.base_url, OPML_FILE),
+                archive_page=newest,
             )
             plan.documents.append(Document(INDEX_FILE, partial(bytes, index), "index"))
             opml = self._opml(store, specs)
             plan.documents.append(Document(OPML_FILE, partial(bytes, opml), "opml"))
-            plan.documents += self._html_archive(store, page_feeds, plan.spool)
+            plan.documents += archive
         if html:
             plan.pages = self._pages(store, changes, full, page_feeds)
             plan.remove += [f"{ARTICLES_DIR}/{key}.html" for key in sorted(changes.removed)]
@@ -326,26 +341,47 @@ class Planner:
         return render_opml(self.site.title, feeds, html_url=html_url, modified=modified)
 
     def _html_archive(
-        self, store: Store, feeds: list[PageFeed], spool: Spool | None
-    ) -> list[Document]:
-        """The HTML archive (#11): every live article, newest first, ``HTML_PAGE_SIZE`` a
-        page; its head links the main feed only.
+        self,
+        store: Store,
+        feeds: list[PageFeed],
+        spool: Spool | None,
+        *,
+        full: bool,
+        redo: set[int],
+    ) -> tuple[list[Document], int]:
+        """The HTML archive pages (#11) that changed, and the number of the newest page.
 
-        Only what a listing shows is kept of each article (date, key, title: not the whole
-        text of every article at once), in the store's order (``live_articles``); the pages
-        wait in ``spool`` when there is one (a full build), not in memory.
+        Every live article, numbered from the oldest (``live_listing``: date, first seen,
+        key, from one index), ``HTML_PAGE_SIZE`` a page; a page's head links the main feed
+        only. Each page's digest (its number, whether a newer page exists, and its articles'
+        dates, keys and content hashes: all it shows that is not in ``render_fp``, the title
+        being part of the content) is kept in the store (``HTML_META``); only the pages whose
+        digest changed, or that ``redo`` names (found missing or damaged), are rendered (their
+        titles read in SQL, no article validated), or every page when ``full``. A new article
+        then renders the newest page only; an edit (of the title, or of anything: the content
+        hash changes) its own page; a deletion or a backdated article the pages from its place
+        on. The pages wait in ``spool`` when there is one (a full build), not in memory.
         """
-        listed = sorted(
-            ((a.published, a.key, a.title) for a in store.iter_live_articles()), reverse=True
-        )
-        main = [f for f in feeds if f.name == self.feeds.main.name]
+        listed = store.live_listing()
         pages = html_page_count(len(listed))
+        before: list[str] = [] if full else json.loads(store.get_meta(HTML_META) or "[]")
+        digests: list[str] = []
+        main = [f for f in feeds if f.name == self.feeds.main.name]
         docs: list[Document] = []
         for page in range(1, pages + 1):
             first = (page - 1) * HTML_PAGE_SIZE
+            rows = listed[first : first + HTML_PAGE_SIZE]
+            digest = hashlib.blake2b(f"{page}\0{page < pages}".encode(), digest_size=12)
+            for published, _, key, content_hash in rows:
+                digest.update(f"\0{published}\0{key}\0{content_hash}".encode())
+            digests.append(digest.hexdigest())
+            if page not in redo and page <= len(before) and before[page - 1] == digests[-1]:
+                continue
+            titles = store.titles(key for _, _, key, _ in rows)
             chunk = [
-                Listed(title, f"{ARTICLES_DIR}/{key}.html", published)  # ``Article.page``
-                for published, key, title in listed[first : first + HTML_PAGE_SIZE]
+                # ``Article.page``
+                Listed(titles[key], f"{ARTICLES_DIR}/{key}.html", datetime.fromisoformat(when))
+                for when, _, key, _ in reversed(rows)
             ]
             data = render_archive(self.site, main, chunk, page, pages)
             rel = html_page_path(page)
@@ -354,7 +390,9 @@ class Planner:
                 docs.append(Document(rel, partial(spool.get, rel), "index"))
             else:
                 docs.append(Document(rel, partial(bytes, data), "index"))
-        return docs
+        if digests != before:
+            store.set_meta(HTML_META, json.dumps(digests))
+        return docs, pages
 
     def _empty_feed_date(self, store: Store) -> datetime:
         """What an empty feed is dated with: the newest date the store knows (never "now")."""

@@ -216,14 +216,16 @@ def _common(site: Site, feeds: Sequence[PageFeed], language: str) -> Mapping[str
     }
 
 
-# The HTML archive (#11): every live article, newest first, ``HTML_PAGE_SIZE`` a page, at
-# ``pages/<n>.html`` (n from 1, the newest); the index links the first page.
+# The HTML archive (#11): every live article at ``pages/<n>.html``, ``HTML_PAGE_SIZE`` a page,
+# numbered from the oldest (issue #9): page n holds articles (n-1)*50+1 .. n*50 counted from
+# the oldest, so a new article changes only the newest page, which may be partial and is the
+# one the index links. Each page lists its articles newest first.
 HTML_PAGES_DIR = "pages"
 HTML_PAGE_SIZE = 50
 
 
 def html_page_path(page: int) -> str:
-    """Page ``page`` (from 1) of the HTML archive, relative to the site root."""
+    """Page ``page`` (from 1, the oldest) of the HTML archive, relative to the site root."""
     return f"{HTML_PAGES_DIR}/{page}.html"
 
 
@@ -247,7 +249,12 @@ def render_archive(
     page: int,
     pages: int,
 ) -> bytes:
-    """``pages/<page>.html``: ``articles`` (this page's, newest first), linked newer/older."""
+    """``pages/<page>.html``: ``articles`` (this page's, newest first), linked newer (``page``
+    + 1, while ``page < pages``) and older (``page`` - 1).
+
+    Nothing on a page but whether a newer page exists depends on ``pages``: a page changes
+    only when its own articles do, or when it stops being the newest.
+    """
     items = [
         {
             "title": a.title,
@@ -256,24 +263,30 @@ def render_archive(
         }
         for a in articles
     ]
+    first = (page - 1) * HTML_PAGE_SIZE + 1  # numbered from the oldest article
     return _render(
         "archive.html",
         lang=site.language,
         articles=items,
         page=page,
-        pages=pages,
-        first=(page - 1) * HTML_PAGE_SIZE + 1,
-        newer=f"{page - 1}.html" if page > 1 else None,
-        older=f"{page + 1}.html" if page < pages else None,
+        first=first,
+        last=first + len(items) - 1,
+        newer=f"{page + 1}.html" if page < pages else None,
+        older=f"{page - 1}.html" if page > 1 else None,
         **_common(site, feeds, site.language),
     )
 
 
 def render_index(
-    site: Site, feeds: Sequence[PageFeed], articles: Sequence[Article], *, opml: str | None = None
+    site: Site,
+    feeds: Sequence[PageFeed],
+    articles: Sequence[Article],
+    *,
+    opml: str | None = None,
+    archive_page: int = 1,
 ) -> bytes:
     """``index.html``: the feeds with subscribe links, then ``articles`` in the order given,
-    then the link to the HTML archive of every article (``pages/1.html``).
+    then the link to the HTML archive of every article (its newest page, ``archive_page``).
 
     ``opml``: the URL of ``feeds.opml``, linked in the head (``rel="outline"``) and below the
     feeds.
@@ -292,7 +305,7 @@ def render_index(
         lang=site.language,
         articles=items,
         opml=opml,
-        archive=html_page_path(1),
+        archive=html_page_path(archive_page),
         **_common(site, feeds, site.language),
     )
 

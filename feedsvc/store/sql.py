@@ -71,6 +71,9 @@ CREATE TABLE IF NOT EXISTS articles (
 );
 CREATE INDEX IF NOT EXISTS articles_live ON articles (published DESC, key DESC)
     WHERE path IS NOT NULL;
+-- the HTML archive's places (``live_listing``), read from the index alone
+CREATE INDEX IF NOT EXISTS articles_listing ON articles (published, first_seen, key, content_hash)
+    WHERE path IS NOT NULL;
 CREATE INDEX IF NOT EXISTS articles_path ON articles (path);
 CREATE INDEX IF NOT EXISTS articles_hash ON articles (content_hash) WHERE path IS NULL;
 CREATE TABLE IF NOT EXISTS members (
@@ -129,6 +132,8 @@ class Dialect:
     # Waking other processes at commit (PostgreSQL's NOTIFY): the statement, given the channel
     # and the payload; None: they poll. Channel and payload are made here and nowhere else.
     wake: str | None = None
+    # The title in ``articles.article`` (JSON text), read in SQL (no model validation)
+    title: str = "json_extract(article, '$.title')"
 
     def channel(self, site_id: str) -> str:
         """The wake-up channel of one site (an identifier: ``LISTEN`` takes it unquoted)."""
@@ -158,7 +163,13 @@ def _rewrite(statement: str, placeholder: str) -> str:
 
 SQLITE = Dialect("sqlite", "?", "INTEGER", "TEXT")
 POSTGRES = Dialect(
-    "postgresql", "%s", "BIGINT", 'TEXT COLLATE "C"', blob="BYTEA", wake="SELECT pg_notify(?, ?)"
+    "postgresql",
+    "%s",
+    "BIGINT",
+    'TEXT COLLATE "C"',
+    blob="BYTEA",
+    wake="SELECT pg_notify(?, ?)",
+    title="(article::json ->> 'title')",
 )
 
 
@@ -668,6 +679,33 @@ class SQLStore(DocumentQueries, InboxQueries):
         )
         for (raw,) in cursor:
             yield Entry.model_validate_json(raw)
+
+    def live_listing(self) -> list[tuple[str, str, str, str]]:
+        """(published, first_seen, key, content_hash) of every published article, oldest
+        first (ties by first seen, then key): the places of the HTML archive. One walk of a
+        covering index (``articles_listing``), no article read; the dates are as stored (UTC
+        ISO 8601 text).
+        """
+        rows = self._db.execute(
+            "SELECT published, first_seen, key, content_hash FROM articles"
+            " WHERE path IS NOT NULL ORDER BY published, first_seen, key"
+        )
+        return list(rows.fetchall())  # text columns: str tuples from either driver
+
+    def titles(self, keys: Iterable[str]) -> dict[str, str]:
+        """The titles of the published articles among ``keys`` (one query per 100), read
+        from their JSON in SQL (no article validated)."""
+        out: dict[str, str] = {}
+        wanted = list(keys)
+        for at in range(0, len(wanted), 100):
+            batch = wanted[at : at + 100]
+            rows = self._db.execute(
+                f"SELECT key, {self.dialect.title} FROM articles"
+                f" WHERE path IS NOT NULL AND key IN ({', '.join('?' * len(batch))})",
+                tuple(batch),
+            )
+            out.update((str(k), str(t)) for k, t in rows)
+        return out
 
     def live_articles(self, limit: int | None = None) -> list[Entry]:
         """Published articles, newest first; ties broken by key so output is stable."""
