@@ -179,22 +179,9 @@ class Ledger:
 
     def _record_new(self, bulk: _Bulk, result: FileResult) -> Status | None:
         """``record`` for a file of a cold build: new, an error, or a duplicate key."""
-        rel, article, error = result.path, result.article, result.error
+        rel, article = result.path, result.article
         key = article.key if article is not None else seed_key(rel)
-        bulk.files.append(
-            FileState(
-                rel,
-                key,
-                result.size,
-                result.mtime_ns,
-                result.file_hash,
-                error.reason if error else None,
-                error.line if error else None,
-                article.warnings if article else (),
-                result.ctime_ns,
-                result.inode,
-            )
-        )
+        bulk.files.append(_file_state(result, key))
         status: Status | None = "error"
         if article is not None and key in bulk.keys:
             status = None  # another file already publishes this key: reported as a duplicate
@@ -248,7 +235,7 @@ class Ledger:
                 return self._record_new(self._bulk, result)
             self.finish_bulk()  # not a cold build after all (cannot happen on an empty store)
         store, changes = self.store, self.changes
-        rel, article, error, prev = result.path, result.article, result.error, result.prev
+        rel, article, prev = result.path, result.article, result.prev
         if result.gone:
             key = store.key_at_path(rel)
             if key is not None:
@@ -279,20 +266,7 @@ class Ledger:
                 )
             return "unchanged"
         key = article.key if article is not None else seed_key(rel)
-        store.put_file(
-            FileState(
-                rel,
-                key,
-                result.size,
-                result.mtime_ns,
-                result.file_hash,
-                error.reason if error else None,
-                error.line if error else None,
-                article.warnings if article else (),
-                result.ctime_ns,
-                result.inode,
-            )
-        )
+        store.put_file(_file_state(result, key))
         if article is None:
             return "error"  # the last valid version, if any, stays published
         row = store.article_row(key)
@@ -363,3 +337,20 @@ class Ledger:
             for key, seq in (places or {}).items():
                 if any(m.feed == spec.name and m.seq is None for m in store.members_of(key)):
                     store.set_seq(spec.name, key, seq)
+
+
+def _file_state(result: FileResult, key: str) -> FileState:
+    """What the store keeps of a file that was read: its stamp, hash and outcome."""
+    article, error = result.article, result.error
+    return FileState(
+        result.path,
+        key,
+        result.size,
+        result.mtime_ns,
+        result.file_hash,
+        error.reason if error else None,
+        error.line if error else None,
+        article.warnings if article else (),
+        result.ctime_ns,
+        result.inode,
+    )
