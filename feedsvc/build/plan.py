@@ -24,8 +24,6 @@ from urllib.parse import urljoin
 from .._version import __version__
 from ..config import Settings
 from ..models import ARCHIVE_SUFFIXES, ARTICLES_DIR, Entry, FeedMeta, FeedSpec, Format, Paging
-from ..render.feeds import fit, render_atom, render_rss
-from ..render.jsonfeed import render_json
 from ..render.opml import OpmlFeed, render_opml
 from ..render.pages import (
     HTML_PAGE_SIZE,
@@ -416,6 +414,7 @@ class Planner:
             if taken:
                 articles = store.feed_articles(spec.name, spec.max_items)
         empty = None if articles else self._empty_feed_date(store)
+        from ..render.feeds import fit  # feedgen and lxml: only for a feed that changed
 
         def render(fmt: Format, prev: int | None) -> Callable[[Sequence[Entry]], bytes]:
             paging = Paging(
@@ -465,6 +464,9 @@ class Planner:
         items: Sequence[Entry],
     ) -> bytes:
         """One feed document or archive page in ``fmt``."""
+        from ..render.feeds import render_atom, render_rss
+        from ..render.jsonfeed import render_json
+
         if fmt == "atom":
             return render_atom(items, spec, self.meta, paging=paging, updated=updated)
         if fmt == "rss":
