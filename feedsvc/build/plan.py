@@ -10,7 +10,6 @@ holds. The writer (``outputs``) then only writes files.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import json
 import os
@@ -310,15 +309,15 @@ class Planner:
         return plan
 
     def _page_sample(self, store: Store) -> list[str]:
-        """The next ``PAGE_SAMPLE`` live keys in key order, from where the last sample ended."""
-        keys = sorted(store.live_keys())
-        if len(keys) <= PAGE_SAMPLE:
-            return keys
-        at = store.get_meta(SAMPLE_META) or ""
-        start = bisect.bisect_right(keys, at)
-        picked = keys[start : start + PAGE_SAMPLE]
+        """The next ``PAGE_SAMPLE`` live keys in key order, from where the last sample ended.
+
+        Read along the key index (``live_keys_after``): a few thousand rows, not every key.
+        """
+        if store.count_live() <= PAGE_SAMPLE:
+            return sorted(store.live_keys())
+        picked = store.live_keys_after(store.get_meta(SAMPLE_META) or "", PAGE_SAMPLE)
         if len(picked) < PAGE_SAMPLE:  # wrap around
-            picked += keys[: PAGE_SAMPLE - len(picked)]
+            picked += store.live_keys_after("", PAGE_SAMPLE - len(picked))
         store.set_meta(SAMPLE_META, picked[-1])
         return picked
 

@@ -667,6 +667,15 @@ class SQLStore(DocumentQueries, InboxQueries):
         rows = self._db.execute("SELECT key FROM articles WHERE path IS NOT NULL")
         return [r[0] for r in rows]
 
+    def live_keys_after(self, after: str, limit: int) -> list[str]:
+        """The first ``limit`` keys of published articles after ``after``, in key order:
+        a walk along the key index, however many articles there are."""
+        rows = self._db.execute(
+            "SELECT key FROM articles WHERE key > ? AND path IS NOT NULL ORDER BY key LIMIT ?",
+            (after, limit),
+        )
+        return [r[0] for r in rows]
+
     def articles(self, keys: Iterable[str]) -> list[Entry]:
         """The published articles among ``keys``."""
         out = []
