@@ -6,7 +6,8 @@ minutes); this script times the rebuilds alone on a state made once, and can put
 code), interleaved round after round, so "before" and "after" share the machine's noise.
 Every run is a whole process; CPU seconds (user + sys) come from ``os.wait4``.
 
-Jobs, per executable and round: ``python -c pass`` (once per round), ``feedsvc --version``,
+Jobs, per executable and round: ``python -c pass`` and the floor, listing and stat'ing every
+seed in a bare Python (once per round), ``feedsvc --version``,
 ``feedsvc build --config CONFIG`` with nothing changed, and ``feedsvc build --config CONFIG
 SEED`` after appending a sentence to SEED (its bytes and times are restored afterwards, also
 when the run is interrupted; the store then sees one more change, which the next no-change
@@ -30,6 +31,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cold_bench import FEEDSVC, Sample, run
+
+# The least a full scan must do: list the folder and stat every file, in a bare Python.
+FLOOR = "import os, sys\nwith os.scandir(sys.argv[1]) as it:\n    [e.stat() for e in it]"
 
 
 def seeds_of(config: Path) -> Path:
@@ -80,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 samples.setdefault("python -c pass", []).append(
                     run([sys.executable, "-c", "pass"], cwd=work)
+                )
+                samples.setdefault("floor: list + stat every seed (os.scandir)", []).append(
+                    run([sys.executable, "-c", FLOOR, seeds], cwd=work)
                 )
                 for name, binary in binaries.items():
                     settle(binary, config, work)
