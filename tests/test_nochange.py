@@ -10,6 +10,7 @@ checked in a fresh process (``sys.modules``), not timed: the figures are in
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,10 +21,10 @@ import pytest
 from feedsvc import Publisher, load_settings
 from feedsvc._lang import KNOWN_CODES
 from feedsvc.build.scan import _walk
-from feedsvc.errors import SeedsDirError
 from feedsvc.seeds import list_seeds
 
 from .conftest import Project, seed_text
+from .test_faults_scan import DROP_DAC
 
 OLD_MTIME_NS = 1_735_689_600 * 10**9  # 2025-01-01: older than any racy window
 
@@ -142,19 +143,33 @@ def test_the_one_pass_listing_is_list_seeds(tmp_path: Path, pattern: str) -> Non
 
 
 def test_the_one_pass_listing_fails_as_list_seeds_does(tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root reads folders without read permission")
+    """An unreadable sub-folder: the same ``SeedsDirError`` from both (checked in a process
+    without root's power to ignore permissions, as ``test_faults_scan`` does)."""
     root = tmp_path / "seeds"
     (root / "locked").mkdir(parents=True)
+    (root / "a.txt").write_text("x", encoding="utf-8")
+    probe = (
+        "import sys\nfrom pathlib import Path\nfrom feedsvc.build.scan import _walk\n"
+        "from feedsvc.errors import SeedsDirError\nfrom feedsvc.seeds import list_seeds\n"
+        "walk = lambda r: _walk(r, '*.txt', stats=True)\n"
+        "for lister in (walk, lambda r: list_seeds(r, '*.txt')):\n"
+        "    try:\n        lister(Path(sys.argv[1]))\n    except SeedsDirError as e:\n"
+        "        print(e.path, e.reason, sep='|')\n"
+    )
+    command = [sys.executable, "-c", probe, str(root)]
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("needs setpriv to test file permissions as root")
+        command = [*DROP_DAC, *command]
     (root / "locked").chmod(0)
     try:
-        with pytest.raises(SeedsDirError) as walked:
-            _walk(root, "*.txt", stats=True)
-        with pytest.raises(SeedsDirError) as listed:
-            list_seeds(root, "*.txt")
+        out = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
     finally:
         (root / "locked").chmod(0o755)
-    assert (walked.value.path, walked.value.reason) == (listed.value.path, listed.value.reason)
+    if not out.stdout:
+        pytest.skip(f"cannot drop root's file permission override here: {out.stderr!r}")
+    walked, listed = out.stdout.splitlines()
+    assert walked == listed == f"{root / 'locked'}|permission denied"
 
 
 def test_a_no_change_build_loads_no_renderer_detector_or_pool(project: Project) -> None:
