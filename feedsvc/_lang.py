@@ -9,11 +9,22 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from lingua import IsoCode639_1, Language, LanguageDetector, LanguageDetectorBuilder
+if TYPE_CHECKING:  # lingua loads on the first detection: a build that parses nothing skips it
+    from lingua import LanguageDetector
 
-# ISO 639-1 codes lingua knows; config validates ``languages`` against these.
-KNOWN_CODES = frozenset(lang.iso_code_639_1.name.lower() for lang in Language.all())
+# ISO 639-1 codes lingua knows (``Language.all()``; a test keeps them equal); config
+# validates ``languages`` against these without importing lingua.
+# fmt: off
+KNOWN_CODES = frozenset({
+    "af", "ar", "az", "be", "bg", "bn", "bs", "ca", "cs", "cy", "da", "de", "el", "en", "eo", "es",
+    "et", "eu", "fa", "fi", "fr", "ga", "gu", "he", "hi", "hr", "hu", "hy", "id", "is", "it", "ja",
+    "ka", "kk", "ko", "la", "lg", "lt", "lv", "mi", "mk", "mn", "mr", "ms", "nb", "nl", "nn", "pa",
+    "pl", "pt", "ro", "ru", "sk", "sl", "sn", "so", "sq", "sr", "st", "sv", "sw", "ta", "te", "th",
+    "tl", "tn", "tr", "ts", "uk", "ur", "vi", "xh", "yo", "zh", "zu",
+})
+# fmt: on
 MAX_CHARS = 120  # cost is linear in length; a sentence is enough among a few candidates
 MIN_WORDS = 3  # shorter texts are ambiguous ("OK.") and keep the default
 
@@ -43,6 +54,8 @@ def detect_language(
 @functools.lru_cache(maxsize=8)
 def _detector(codes: tuple[str, ...]) -> LanguageDetector:
     """One detector per candidate set; its models load lazily, on first use."""
+    from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
+
     unknown = sorted(set(codes) - KNOWN_CODES)
     if unknown:
         raise ValueError(f"unknown language code(s): {', '.join(unknown)}")

@@ -20,15 +20,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ..errors import SeedError
 from ..models import Article, Entry
 from ..seeds import seed_key
 from ..store import FileState, Member, Store
-from .adopt import Found
 from .feeds import FeedSet
 from .scan import FileResult
+
+if TYPE_CHECKING:
+    from .adopt import Found
 
 Status = Literal["new", "changed", "unchanged", "deleted", "error"]
 MaxDelete = int | Literal["all"] | None

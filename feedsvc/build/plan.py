@@ -10,7 +10,6 @@ holds. The writer (``outputs``) then only writes files.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import json
 import os
@@ -24,8 +23,6 @@ from urllib.parse import urljoin
 from .._version import __version__
 from ..config import Settings
 from ..models import ARCHIVE_SUFFIXES, ARTICLES_DIR, Entry, FeedMeta, FeedSpec, Format, Paging
-from ..render.feeds import fit, render_atom, render_rss
-from ..render.jsonfeed import render_json
 from ..render.opml import OpmlFeed, render_opml
 from ..render.pages import (
     HTML_PAGE_SIZE,
@@ -312,15 +309,15 @@ class Planner:
         return plan
 
     def _page_sample(self, store: Store) -> list[str]:
-        """The next ``PAGE_SAMPLE`` live keys in key order, from where the last sample ended."""
-        keys = sorted(store.live_keys())
-        if len(keys) <= PAGE_SAMPLE:
-            return keys
-        at = store.get_meta(SAMPLE_META) or ""
-        start = bisect.bisect_right(keys, at)
-        picked = keys[start : start + PAGE_SAMPLE]
+        """The next ``PAGE_SAMPLE`` live keys in key order, from where the last sample ended.
+
+        Read along the key index (``live_keys_after``): a few thousand rows, not every key.
+        """
+        if store.count_live() <= PAGE_SAMPLE:
+            return sorted(store.live_keys())
+        picked = store.live_keys_after(store.get_meta(SAMPLE_META) or "", PAGE_SAMPLE)
         if len(picked) < PAGE_SAMPLE:  # wrap around
-            picked += keys[: PAGE_SAMPLE - len(picked)]
+            picked += store.live_keys_after("", PAGE_SAMPLE - len(picked))
         store.set_meta(SAMPLE_META, picked[-1])
         return picked
 
@@ -416,6 +413,7 @@ class Planner:
             if taken:
                 articles = store.feed_articles(spec.name, spec.max_items)
         empty = None if articles else self._empty_feed_date(store)
+        from ..render.feeds import fit  # feedgen and lxml: only for a feed that changed
 
         def render(fmt: Format, prev: int | None) -> Callable[[Sequence[Entry]], bytes]:
             paging = Paging(
@@ -465,6 +463,9 @@ class Planner:
         items: Sequence[Entry],
     ) -> bytes:
         """One feed document or archive page in ``fmt``."""
+        from ..render.feeds import render_atom, render_rss
+        from ..render.jsonfeed import render_json
+
         if fmt == "atom":
             return render_atom(items, spec, self.meta, paging=paging, updated=updated)
         if fmt == "rss":

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .._causes import os_cause
 from .._lock import build_lock
@@ -25,7 +26,6 @@ from ..config import Settings
 from ..errors import MassDeletionError, PublishError, SeedError, StoreError
 from ..seeds import printable_path, require_seeds_dir, seed_key
 from ..store import Store, open_store
-from .adopt import Found, read_published
 from .documents import changed_documents
 from .feeds import FeedSet
 from .ledger import Ledger, MaxDelete, deletion_limit, duplicate_errors, standing_errors
@@ -33,6 +33,9 @@ from .outputs import Writer, Written, WrittenFile, summarize
 from .plan import Planner
 from .remote import remote_results
 from .scan import RACY_NS, FileResult, Scanner, ScanResult
+
+if TYPE_CHECKING:  # lxml and feedgen: only a new store adopts (``_adopt``)
+    from .adopt import Found
 
 LOCK_TIMEOUT = 30.0
 
@@ -165,7 +168,12 @@ class Publisher:
         remote = remote_results(
             store, self.scanner, now=now, local=self.local, gone_before=lambda: went[0]
         )
-        return ScanResult(chain(local(), remote), full=scan.full, started_ns=scan.started_ns)
+        return ScanResult(
+            chain(local(), remote),
+            full=scan.full,
+            started_ns=scan.started_ns,
+            unchanged=scan.unchanged,
+        )
 
     # --- stages 2-4, in one transaction ---------------------------------------------------------
     def publish(
@@ -210,6 +218,7 @@ class Publisher:
                     if result.article is not None:
                         report.warnings.extend(result.article.warnings)
                 ledger.finish_bulk()
+                report.unchanged += scan.unchanged  # proven by their stats: no results
                 limit = deletion_limit(published, max_delete, self.settings.max_delete_fraction)
                 if limit is not None and len(ledger.unpublished) > limit:
                     raise MassDeletionError(
@@ -288,6 +297,8 @@ class Publisher:
         """A store that never minted an id takes those feeds/ published (see ``adopt``)."""
         if not ledger.store.needs_adoption():
             return None
+        from .adopt import read_published
+
         found = read_published(self.adopt_from)
         report.adopted = ledger.adopt(found)
         report.warnings.extend(found.skipped)

@@ -11,15 +11,16 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cache
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, UndefinedError
 from markupsafe import Markup, escape
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from ..models import MEDIA_TYPES, Article
-from .feeds import article_html
+
+if TYPE_CHECKING:  # jinja2 and feedgen (``article_html``) load when a page is rendered
+    from jinja2 import Environment
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -149,6 +150,8 @@ class Site(BaseModel):
 
 @cache
 def _environment() -> Environment:
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
     return Environment(
         loader=PackageLoader("feedsvc.render", "templates"),
         autoescape=True,
@@ -341,6 +344,9 @@ class ArticlePages:
     precompiled: bool = True  # False: every page through the template (a test compares)
 
     def __init__(self, site: Site) -> None:
+        from .feeds import article_html  # feedgen and lxml: only where pages are rendered
+
+        self._article_html = article_html
         self._template = _environment().get_template("article.html")
         self._site = site
         self._shapes: dict[tuple[Any, ...], _Shape | None] = {}
@@ -365,7 +371,7 @@ class ArticlePages:
             "canonical": str(escape(f"{site.base_url}{article_path(article)}")),
             "published_datetime": str(escape(published["datetime"])),
             "published_text": str(escape(published["text"])),
-            "content": article_html(article),  # safe: built from escaped text
+            "content": self._article_html(article),  # safe: built from escaped text
         }
         if updated:
             later = _date(article.updated, tz)
@@ -384,6 +390,8 @@ class ArticlePages:
         class Marked:  # only what the template may read of an article
             title = _slot("title")
             lead = _slot("lead")
+
+        from jinja2 import UndefinedError
 
         try:
             text = self._template.render(
@@ -416,7 +424,7 @@ class ArticlePages:
             canonical=f"{site.base_url}{article_path(article)}",
             published=_date(article.published, tz),
             updated=updated,
-            content=Markup(article_html(article)),  # safe: built from escaped text
+            content=Markup(self._article_html(article)),  # safe: built from escaped text
         ).encode("utf-8")
 
 

@@ -302,15 +302,21 @@ class SQLStore(DocumentQueries, InboxQueries):
             for r in rows
         }
 
-    def file_stamps(self) -> dict[str, tuple[int, int, int, int] | None]:
-        """Every file's (size, mtime_ns, ctime_ns, inode) as last read; None when its stat
-        proves nothing (never hashed, or rejected: it is read again). Far lighter than
-        ``file_states`` for a full scan in which most files are unchanged."""
+    def file_stamps(self, before_ns: int) -> set[tuple[str, int, int, int, int]]:
+        """Every file as (path, size, mtime_ns, ctime_ns, inode), for a full scan to compare
+        with its stats in bulk: a file whose stat gives the same tuple is unchanged.
+
+        The size is -1 (no stat has it) where the stamp proves nothing: the file was never
+        hashed or was rejected (it is read again), or one of its times is not before
+        ``before_ns`` (git's racy-clean rule). One set of the rows as SQLite returns them:
+        about half the CPU of a dict of stamps by path at 100,000 files.
+        """
         rows = self._db.execute(
-            "SELECT path, size, mtime_ns, ctime_ns, inode,"
-            " file_hash IS NOT NULL AND error IS NULL FROM files"
+            "SELECT path, CASE WHEN file_hash IS NOT NULL AND error IS NULL AND mtime_ns < ?"
+            " AND ctime_ns < ? THEN size ELSE -1 END, mtime_ns, ctime_ns, inode FROM files",
+            (before_ns, before_ns),
         )
-        return {r[0]: (r[1], r[2], r[3], r[4]) if r[5] else None for r in rows}
+        return set(rows)
 
     def put_file(self, state: FileState) -> None:
         self._db.execute(
@@ -659,6 +665,15 @@ class SQLStore(DocumentQueries, InboxQueries):
     def live_keys(self) -> list[str]:
         """The keys of every published article (their pages are outputs)."""
         rows = self._db.execute("SELECT key FROM articles WHERE path IS NOT NULL")
+        return [r[0] for r in rows]
+
+    def live_keys_after(self, after: str, limit: int) -> list[str]:
+        """The first ``limit`` keys of published articles after ``after``, in key order:
+        a walk along the key index, however many articles there are."""
+        rows = self._db.execute(
+            "SELECT key FROM articles WHERE key > ? AND path IS NOT NULL ORDER BY key LIMIT ?",
+            (after, limit),
+        )
         return [r[0] for r in rows]
 
     def articles(self, keys: Iterable[str]) -> list[Entry]:
