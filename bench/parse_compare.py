@@ -44,6 +44,35 @@ VARIANTS: dict[str, Callable[[bytes], bytes]] = {
 }
 
 
+# Date tokens put on every 50th seed: impossible, out of range, edge of DST and of time.
+DATES = [
+    "2024-11-00",
+    "2024-13",
+    "2024-02-30",
+    "0001-01",
+    "1899-12-31",
+    "9001-01",
+    "9999-12",
+    "9999-12-31",
+    "2024-3",
+    "2024-03-31",
+    "2024-10-27",
+    "2024-03",
+    "2024-1-5",
+    "2024-03-31T02:30",
+    "2024-03-31T02:30+05:00",
+    "2024-03-31T25:00",
+    "24-03",
+    "2024-W13",
+    "20240331",
+    "2030-01",
+    "2026-01-03",
+    "2026-01-04",
+    "garbage",
+    "2024-02-29",
+]
+
+
 def load(corpus: str) -> Iterator[Seed]:
     """(name, bytes) of every seed in a folder or a ``.tar.gz``, sorted by name."""
     if os.path.isdir(corpus):
@@ -64,10 +93,14 @@ def seeds(corpora: list[str], variants: bool) -> list[Seed]:
 
     out: list[Seed] = []
     for corpus in corpora:
-        for name, data in load(corpus):
+        for number, (name, data) in enumerate(load(corpus)):
             out.append((name, data))
-            if variants:
-                out.extend((f"{name}.{v}", make(data)) for v, make in VARIANTS.items())
+            if not variants:
+                continue
+            out.extend((f"{name}.{v}", make(data)) for v, make in VARIANTS.items())
+            if number % 50 == 0:
+                body = data.split(b"\n", 1)[-1]
+                out.extend((f"{name}.{d}", f"date {d} Ein Satz.\n".encode() + body) for d in DATES)
     for family, make in FAMILIES.items():
         for size in (300, 4096, 65536):
             out.append((f"{size:06d}_98f79bfdbc50e318.{family}", make(size)))
