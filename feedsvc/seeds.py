@@ -29,6 +29,7 @@ from ._lang import MAX_CHARS as DETECT_MAX_CHARS
 from ._lang import detect_language
 from ._text import (
     MAX_MARKS,
+    always_nfc,
     find_forbidden,
     make_title,
     nfc,
@@ -51,7 +52,7 @@ _NNN = re.compile(r"^(?P<nnn>\d+)(?:[_.-]|$)")
 # U+FFFE/U+FFFF only behind these lead bytes. ``bytes.translate`` finds them at C speed.
 _PLAIN_BYTES = bytes(range(0x20, 0x7F)) + b"\t\n\r" + bytes(range(0x80, 0x100))
 # Printable ASCII and LF: a seed without anything else but printable characters and no double
-# space (``_is_clean``) needs no CR, forbidden-character or whitespace work.
+# space (``_clean_chars``) needs no CR, forbidden-character or whitespace work.
 _ASCII_TEXT = bytes(range(0x20, 0x7F)) + b"\n"
 _CLOSERS = "\"'”“’‘»«)]"
 # A paragraph break: a line end, then one or more blank lines (whitespace only; ``\s`` is the
@@ -440,20 +441,23 @@ def _paragraphs(lines: list[str], limit: int) -> list[tuple[int, list[str]]]:
     return out
 
 
-def _is_clean(data: bytes) -> bool:
-    """Whether a seed's only whitespace is single spaces and LFs, and all else is printable.
+def _clean_chars(data: bytes) -> str | None:
+    """A clean seed's characters other than printable ASCII and LF; None if it is not clean.
 
-    Then no CR is to be replaced, no character XML forbids is there (all are unprintable) and
-    a one-line paragraph not starting or ending in a space is its own squash: checked once for
-    the whole seed at C speed (``isprintable`` per paragraph was 10 % of a parse). The bytes
-    left by deleting printable ASCII and LF are whole UTF-8 sequences, a few % of a text.
+    Clean: its only whitespace is single spaces and LFs, and all else is printable. Then no CR
+    is to be replaced, no character XML forbids is there (all are unprintable) and a one-line
+    paragraph not starting or ending in a space is its own squash: checked once for the whole
+    seed at C speed (``isprintable`` per paragraph was 10 % of a parse). The bytes left by
+    deleting printable ASCII and LF are whole UTF-8 sequences, a few % of a text; whether they
+    can all be NFC in any context (``always_nfc``) is checked on them alone.
     """
-    return data.translate(None, _ASCII_TEXT).decode().isprintable() and b"  " not in data
+    odd = data.translate(None, _ASCII_TEXT).decode()
+    return odd if odd.isprintable() and b"  " not in data else None
 
 
 def _squashed(chunks: list[str], clean: bool) -> list[str]:
     """``squash`` of each chunk; most paragraphs are one line, which in a clean seed
-    (``_is_clean``) is its own squash unless it starts or ends in a space."""
+    (``_clean_chars``) is its own squash unless it starts or ends in a space."""
     if not clean:
         return [" ".join(chunk.split()) for chunk in chunks]
     return [
@@ -549,7 +553,8 @@ def parse_seed(
     if not data or data.isspace():  # not ``data.strip()``, which copies the whole file
         raise SeedParseError(shown, 1, "empty file")
     text = _decode(data, shown)
-    clean = _is_clean(data)
+    odd = _clean_chars(data)
+    clean = odd is not None
     if not clean and "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     warnings: list[str] = []
@@ -566,7 +571,7 @@ def parse_seed(
         text = strip_forbidden(text)
     # After stripping (which may join two runs of marks), so the text stored is NFC.
     before = text
-    text, run = nfc(text)
+    text, run = (text, -1) if odd is not None and always_nfc(odd) else nfc(text)
     if run >= 0:
         line = before.count("\n", 0, run) + 1
         warnings.append(
