@@ -352,8 +352,8 @@ def _decode(data: bytes, shown: str) -> str:
 
 def _parse_when(token: str, *, source: str, tz: tzinfo, shown: str) -> datetime:
     """A month, day or ISO 8601 date-time; month and day become a slot ordered by NNN."""
-    try:
-        span = _slot_span(token, tz)
+    try:  # only a short token can be a month or a day: no long one is kept in the cache
+        span = _slot_span(token, tz) if len(token) <= len("YYYY-MM-DD") else None
     except (ValueError, OverflowError) as e:  # 9999-12-31: no next day to cap at
         raise SeedParseError(shown, 1, f"impossible date {token!r}: {e}") from e
     if span is not None:

@@ -101,6 +101,13 @@ def test_month_and_day_spans_are_computed_once_and_the_cache_is_bounded() -> Non
     assert (info.misses, info.hits) == (2, 4)
     assert info.maxsize is not None
     assert info.maxsize <= 4096
+    # date-times and long tokens are not kept (a hostile seed's 1 MiB token would stay)
+    timed = parse_seed(b"date 2024-03-31T12:00+01:00 Ein Satz.\n\nText.\n", source="x", now=NOW)
+    assert timed.published == datetime(2024, 3, 31, 11, tzinfo=UTC)
+    assert "impossible date" in str(
+        _outcome(f"date 2024-03-{'0' * 100_000} Satz.\n\nText.\n".encode())
+    )
+    assert seeds._slot_span.cache_info().currsize == 2
 
 
 def test_a_day_span_caps_the_slots_before_the_next_local_midnight() -> None:
