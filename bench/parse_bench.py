@@ -7,18 +7,26 @@ family of ``tests/adversarial.py`` it parses a seed of 64 KiB, 256 KiB and 1 MiB
 about 4 when linear, about 16 when quadratic. Language detection is on (three candidates), so
 its cost is in the figures; a last line times it alone on a 1 MiB text.
 
+With ``--corpus DIR`` it times the ordinary case instead: every seed of a folder, read into
+memory first, parsed as a cold build parses them (Europe/Vienna, no language detection); it
+prints the CPU µs per article, the median of ``--runs`` passes (#9).
+
 Usage: ``.venv/bin/python bench/parse_bench.py [--runs 3] [--only periods,initials] [--json]``
+or ``.venv/bin/python bench/parse_bench.py --corpus /tmp/big/s10k [--runs 5]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import statistics
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -60,12 +68,35 @@ def best(data: bytes, runs: int) -> tuple[float, str]:
     return min(times), outcome
 
 
+def per_article(corpus: Path, runs: int) -> None:
+    """CPU µs per article of ``parse_seed`` over a corpus already in memory."""
+    seeds = [(name, (corpus / name).read_bytes()) for name in sorted(os.listdir(corpus))]
+    tz = ZoneInfo("Europe/Vienna")
+
+    def one_pass() -> float:
+        start = time.process_time()
+        for name, data in seeds:
+            parse_seed(data, source=name, now=NOW, tz=tz, display=f"seeds/{name}")
+        return (time.process_time() - start) / len(seeds) * 1e6
+
+    one_pass()  # warm up: caches, the first allocations
+    times = [one_pass() for _ in range(runs)]
+    print(
+        f"parse_seed over {len(seeds)} seeds of {corpus}: {statistics.median(times):.1f} µs "
+        f"per article (CPU, median of {runs}; best {min(times):.1f})"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=3, help="best of this many parses per size")
     ap.add_argument("--only", default="", help="comma-separated family names")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    ap.add_argument("--corpus", type=Path, help="time every seed of this folder instead")
     args = ap.parse_args()
+    if args.corpus:
+        per_article(args.corpus, args.runs)
+        return
     names = [n for n in args.only.split(",") if n] or list(FAMILIES)
     parse_once(FAMILIES["periods"](KIB))  # warm up: lingua's models, the marks table
     print(f"python {platform.python_version()} on {platform.machine()}, best of {args.runs}")

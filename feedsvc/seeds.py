@@ -29,6 +29,7 @@ from ._lang import MAX_CHARS as DETECT_MAX_CHARS
 from ._lang import detect_language
 from ._text import (
     MAX_MARKS,
+    always_nfc,
     find_forbidden,
     make_title,
     nfc,
@@ -50,6 +51,9 @@ _NNN = re.compile(r"^(?P<nnn>\d+)(?:[_.-]|$)")
 # Bytes that can start a character XML forbids: C0 controls and DEL directly; C1 controls and
 # U+FFFE/U+FFFF only behind these lead bytes. ``bytes.translate`` finds them at C speed.
 _PLAIN_BYTES = bytes(range(0x20, 0x7F)) + b"\t\n\r" + bytes(range(0x80, 0x100))
+# Printable ASCII and LF: a seed without anything else but printable characters and no double
+# space (``_clean_chars``) needs no CR, forbidden-character or whitespace work.
+_ASCII_TEXT = bytes(range(0x20, 0x7F)) + b"\n"
 _CLOSERS = "\"'”“’‘»«)]"
 # A paragraph break: a line end, then one or more blank lines (whitespace only; ``\s`` is the
 # whitespace of ``str.strip``). Possessive, so each character is looked at a bounded number
@@ -348,43 +352,59 @@ def _decode(data: bytes, shown: str) -> str:
 
 def _parse_when(token: str, *, source: str, tz: tzinfo, shown: str) -> datetime:
     """A month, day or ISO 8601 date-time; month and day become a slot ordered by NNN."""
-    position = slot(source)
-    m = _MONTH.match(token)
-    d = _DAY.match(token)
-    try:
-        if m:
-            year, month = int(m["y"]), int(m["m"])
-            start = date(year, month, 1)
-            end = date(year + month // 12, month % 12 + 1, 1)
-            offset = timedelta(minutes=min(position, MONTH_SLOTS - 1))
-        elif d:
-            year = int(d["y"])
-            start = date(year, int(d["m"]), int(d["d"]))
-            end = start + timedelta(days=1)
-            offset = timedelta(minutes=min(position, DAY_SLOTS - 1))
-        else:
-            when = datetime.fromisoformat(token)
-            year = when.year
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=tz)
+    try:  # only a short token can be a month or a day: no long one is kept in the cache
+        span = _slot_span(token, tz) if len(token) <= len("YYYY-MM-DD") else None
     except (ValueError, OverflowError) as e:  # 9999-12-31: no next day to cap at
-        if m or d or re.match(r"^\d{4}-\d", token):
+        raise SeedParseError(shown, 1, f"impossible date {token!r}: {e}") from e
+    if span is not None:
+        first, last, slots = span
+        return min(first + timedelta(minutes=min(slot(source), slots - 1)), last)
+    try:
+        when = datetime.fromisoformat(token)
+    except (ValueError, OverflowError) as e:
+        if re.match(r"^\d{4}-\d", token):
             raise SeedParseError(shown, 1, f"impossible date {token!r}: {e}") from e
         raise SeedParseError(
             shown,
             1,
             f"invalid date {token!r} (expected YYYY-MM, YYYY-MM-DD or an ISO 8601 date-time)",
         ) from e
-    if not MIN_YEAR <= year <= MAX_YEAR:
+    if not MIN_YEAR <= when.year <= MAX_YEAR:
         raise SeedParseError(
             shown, 1, f"impossible date {token!r}: year outside {MIN_YEAR}..{MAX_YEAR}"
         )
-    if m or d:
-        # Capped a minute before the next local midnight: a 23-hour DST day stays one day.
-        first = datetime.combine(start, time(0, 0), tzinfo=tz).astimezone(UTC)
-        last = datetime.combine(end, time(0, 0), tzinfo=tz).astimezone(UTC) - timedelta(minutes=1)
-        when = min(first + offset, last)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=tz)
     return when.astimezone(UTC)
+
+
+@functools.lru_cache(maxsize=1024)
+def _slot_span(token: str, tz: tzinfo) -> tuple[datetime, datetime, int] | None:
+    """A month's or a day's first and last minute in UTC and its number of slots; None when
+    ``token`` is neither.
+
+    Cached: a corpus has a few hundred months and days, and matching the token and the time
+    zone arithmetic were 7 % of a parse. Capped a minute before the next local midnight: a
+    23-hour DST day stays one day. Raises ``ValueError`` (not cached) for an impossible date,
+    a year outside ``MIN_YEAR..MAX_YEAR`` included.
+    """
+    if m := _MONTH.match(token):
+        year, month = int(m["y"]), int(m["m"])
+        start = date(year, month, 1)
+        end = date(year + month // 12, month % 12 + 1, 1)
+        slots = MONTH_SLOTS
+    elif d := _DAY.match(token):
+        year = int(d["y"])
+        start = date(year, int(d["m"]), int(d["d"]))
+        end = start + timedelta(days=1)
+        slots = DAY_SLOTS
+    else:
+        return None
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise ValueError(f"year outside {MIN_YEAR}..{MAX_YEAR}")
+    first = datetime.combine(start, time(0, 0), tzinfo=tz).astimezone(UTC)
+    last = datetime.combine(end, time(0, 0), tzinfo=tz).astimezone(UTC) - timedelta(minutes=1)
+    return first, last, slots
 
 
 def _is_subheading(lines: list[str]) -> bool:
@@ -421,11 +441,31 @@ def _paragraphs(lines: list[str], limit: int) -> list[tuple[int, list[str]]]:
     return out
 
 
-def _squashed(chunk: str) -> str:
-    """``squash(chunk)``; most paragraphs are one clean line, which is its own squash."""
-    if chunk.isprintable() and "  " not in chunk and chunk[0] != " " and chunk[-1] != " ":
-        return chunk  # no whitespace but single inner spaces (\n, \t, U+3000 are not printable)
-    return " ".join(chunk.split())
+def _clean_chars(data: bytes) -> str | None:
+    """A clean seed's characters other than printable ASCII and LF; None if it is not clean.
+
+    Clean: its only whitespace is single spaces and LFs, and all else is printable. Then no CR
+    is to be replaced, no character XML forbids is there (all are unprintable) and a one-line
+    paragraph not starting or ending in a space is its own squash: checked once for the whole
+    seed at C speed (``isprintable`` per paragraph was 10 % of a parse). The bytes left by
+    deleting printable ASCII and LF are whole UTF-8 sequences, a few % of a text; whether they
+    can all be NFC in any context (``always_nfc``) is checked on them alone.
+    """
+    odd = data.translate(None, _ASCII_TEXT).decode()
+    return odd if odd.isprintable() and b"  " not in data else None
+
+
+def _squashed(chunks: list[str], clean: bool) -> list[str]:
+    """``squash`` of each chunk; most paragraphs are one line, which in a clean seed
+    (``_clean_chars``) is its own squash unless it starts or ends in a space."""
+    if not clean:
+        return [" ".join(chunk.split()) for chunk in chunks]
+    return [
+        chunk
+        if chunk[0] != " " and chunk[-1] != " " and "\n" not in chunk
+        else " ".join(chunk.split())
+        for chunk in chunks
+    ]
 
 
 def _chunks(text: str) -> list[str] | None:
@@ -449,7 +489,7 @@ def _chunks(text: str) -> list[str] | None:
 
 def _article_language(
     lead: str,
-    blocks: list[dict[str, str]],
+    texts: list[str],
     default: str,
     candidates: tuple[str, ...],
     min_conf: float,
@@ -459,19 +499,19 @@ def _article_language(
         return default
     parts = [lead]
     size = len(lead)
-    for block in blocks:
+    for text in texts:
         if size >= DETECT_MAX_CHARS:
             break
-        parts.append(block["text"])
-        size += len(block["text"]) + 1
+        parts.append(text)
+        size += len(text) + 1
     return detect_language(
         " ".join(parts), default=default, candidates=candidates, min_confidence=min_conf
     )
 
 
-def _first_paragraph(blocks: list[dict[str, str]]) -> str:
+def _first_paragraph(pairs: list[tuple[str, str]]) -> str:
     """The text a short lead's title may go on with: the first block, if it is a paragraph."""
-    return blocks[0]["text"] if blocks and blocks[0]["kind"] == "paragraph" else ""
+    return pairs[0][1] if pairs and pairs[0][0] == "paragraph" else ""
 
 
 def _valid_as_built(fields: dict[str, Any], texts: list[str]) -> bool:
@@ -483,7 +523,8 @@ def _valid_as_built(fields: dict[str, Any], texts: list[str]) -> bool:
     ``Article.model_validate``, which names the rule a bug broke.
     """
     title, language = fields["title"], fields["language"]
-    return bool(title) and not find_forbidden(title) and len(language) >= 2 and all(texts)
+    printable = title.isprintable() or not find_forbidden(title)
+    return bool(title) and printable and len(language) >= 2 and all(texts)
 
 
 def parse_seed(
@@ -509,12 +550,15 @@ def parse_seed(
     shown = display or source
     if len(data) > max_bytes:
         raise SeedParseError(shown, 1, f"file too large: {len(data)} bytes (limit {max_bytes})")
-    if not data.strip():
+    if not data or data.isspace():  # not ``data.strip()``, which copies the whole file
         raise SeedParseError(shown, 1, "empty file")
     text = _decode(data, shown)
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    odd = _clean_chars(data)
+    clean = odd is not None
+    if not clean and "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     warnings: list[str] = []
-    bad = find_forbidden(text) if _may_have_forbidden(data) else []
+    bad = find_forbidden(text) if not clean and _may_have_forbidden(data) else []
     if bad:
         if len(bad) > max(8, BINARY_CONTROL_SHARE * len(text)):
             raise SeedParseError(shown, 1, f"binary file ({len(bad)} control characters)")
@@ -527,7 +571,7 @@ def parse_seed(
         text = strip_forbidden(text)
     # After stripping (which may join two runs of marks), so the text stored is NFC.
     before = text
-    text, run = nfc(text)
+    text, run = (text, -1) if odd is not None and always_nfc(odd) else nfc(text)
     if run >= 0:
         line = before.count("\n", 0, run) + 1
         warnings.append(
@@ -546,8 +590,13 @@ def parse_seed(
             )
         lead_words = f"{match['lead'] or ''} {more}"
         rest = chunks[1:]
-        texts = [_squashed(chunk) for chunk in rest]
-        singles = [(i, chunk.strip()) for i, chunk in enumerate(rest) if "\n" not in chunk]
+        texts = _squashed(rest, clean)
+        # one-line paragraphs that may be subheadings (``len(texts[i])`` checked below)
+        singles = [
+            (i, rest[i].strip())
+            for i, t in enumerate(texts)
+            if len(t) <= SUBHEADING_MAX_CHARS and "\n" not in rest[i]
+        ]
     else:
         lines = text.split("\n")
         paragraphs = _paragraphs(lines, limit=MAX_BLOCKS + 2)  # the lead, the body, one more
@@ -596,24 +645,25 @@ def parse_seed(
     for index, only in singles:  # a subheading is one short line, never the last block
         if index < last and len(texts[index]) <= SUBHEADING_MAX_CHARS and _is_subheading([only]):
             kinds[index] = "subheading"
-    parts = [{"kind": kind, "text": block} for kind, block in zip(kinds, texts, strict=True)]
+    pairs = list(zip(kinds, texts, strict=True))
     # "<when>\x1f<lead>\x1f<kind>:<text>\x1f<kind>:<text>...", hashed at once
-    hashed = [published.isoformat(), lead, *(f"{k}:{t}" for k, t in zip(kinds, texts, strict=True))]
+    hashed = [published.isoformat(), lead, *map("{}:{}".format, kinds, texts)]
     fields = {
         "key": seed_key(source),
         "source": source,
-        "title": make_title(lead, more=_first_paragraph(parts)),
+        "title": make_title(lead, more=_first_paragraph(pairs)),
         "lead": lead,
-        "body": parts,
+        "body": (),  # set below, as ``Block``s or for validation
         "published": published,
         "updated": published,
-        "language": _article_language(lead, parts, language, languages, language_min_confidence),
+        "language": _article_language(lead, texts, language, languages, language_min_confidence),
         "content_hash": hashlib.sha256("\x1f".join(hashed).encode()).hexdigest(),
         "warnings": tuple(warnings),
     }
     if _valid_as_built(fields, texts):  # what validation would check, known by construction
-        fields["body"] = blocks(zip(kinds, texts, strict=True))
+        fields["body"] = blocks(pairs)
         return trusted(Article, fields)
+    fields["body"] = [{"kind": kind, "text": block} for kind, block in pairs]
     try:
         return Article.model_validate(fields)
     except ValidationError as e:  # a bug in the rules above, reported with the file anyway
