@@ -356,6 +356,8 @@ class ArchivePages:
     def _shape(self, *, newer: bool, older: bool) -> _ListShape | None:
         """The pieces of a page with or without ``newer`` / ``older`` links; None when they
         do not give back the template's pages with one and with two articles."""
+        from jinja2 import UndefinedError  # here, not at import: jinja2 loads with a page
+
         try:
             one, two = (self._marked(n, newer=newer, older=older) for n in (1, 2))
         except (UndefinedError, TypeError):  # the template wants more than the markers hold
