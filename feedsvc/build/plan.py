@@ -656,8 +656,10 @@ class Planner:
         articles = store.iter_live_articles() if full else store.articles(sorted(changes.articles))
         main = self.feeds.main.name
         pages = ArticlePages(self.site)
-        for article in articles:
-            page = pages.render(article, self._feeds_of(store, article, feeds, main))
+        only = [f for f in feeds if f.name == main] if len(feeds) == 1 else None
+        for article in articles:  # one feed (the main one): every page links it, no query
+            linked = only if only else self._feeds_of(store, article, feeds, main)
+            page = pages.render(article, linked)
             yield Document(article.page, partial(bytes, page), "article", durable=False)
 
     @staticmethod

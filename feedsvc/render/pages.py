@@ -475,6 +475,7 @@ class ArticlePages:
     def __init__(self, site: Site) -> None:
         self._template = _environment().get_template("article.html")
         self._site = site
+        self._base = str(escape(site.base_url))
         self._shapes: dict[tuple[Any, ...], _Shape | None] = {}
 
     def render(self, article: Article, feeds: Sequence[PageFeed]) -> bytes:
@@ -491,18 +492,19 @@ class ArticlePages:
         if shape is None:  # the template wants more of the article than the slots hold
             return self.render_template(article, feeds)
         published = _date(article.published, tz)
-        values = {
+        values = {  # the dates are digits, '-', ':', '+' and 'T', the page path a hex key and
+            # '/', '.': nothing in them to escape
             "title": str(escape(article.title)),
             "lead": str(escape(article.lead)),
-            "canonical": str(escape(f"{site.base_url}{article_path(article)}")),
-            "published_datetime": str(escape(published["datetime"])),
-            "published_text": str(escape(published["text"])),
+            "canonical": self._base + article.page,
+            "published_datetime": published["datetime"],
+            "published_text": published["text"],
             "content": article_html(article),  # safe: built from escaped text
         }
         if updated:
             later = _date(article.updated, tz)
-            values["updated_datetime"] = str(escape(later["datetime"]))
-            values["updated_text"] = str(escape(later["text"]))
+            values["updated_datetime"] = later["datetime"]
+            values["updated_text"] = later["text"]
         parts = shape.parts
         out = [parts[0]]
         for i in range(1, len(parts), 2):
