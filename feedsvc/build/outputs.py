@@ -393,14 +393,7 @@ class Writer:
         or missing, which the next build's manifest check (size, mtime, inode) rewrites.
         """
         name = os.fspath(path)
-        try:
-            fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            pass
-        else:  # there: compare, and replace it the careful way
-            with os.fdopen(fd, "rb") as f:
-                if os.fstat(f.fileno()).st_size == len(data) and f.read() == data:
-                    return False
+        if os.path.lexists(name):  # there: compared, and replaced the careful way
             return write_atomic(
                 path, data, durable=durable, tmp_dir=self.tmp, before_replace=self.guard
             )
