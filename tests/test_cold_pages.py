@@ -138,11 +138,12 @@ def test_the_writer_stages_pages_only_into_an_empty_tree(tmp_path: Path) -> None
 def test_a_cold_build_writes_every_file_as_the_sequential_path_does(
     project: Project, corpus_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Archive pages kept from their fitting (``Planner.render_once``), article pages from the
-    template cut once (``ArticlePages.precompiled``), the HTML archive from a listing: every
-    file under feeds/ as rendering each one through feedgen and Jinja when it is written."""
+    """Archive pages kept from their fitting (``Planner.render_once``), article pages and the
+    HTML archive's pages from the template cut once (``ArticlePages.precompiled``,
+    ``ArchivePages.precompiled``), the HTML archive from a listing: every file under feeds/
+    as rendering each one through feedgen and Jinja when it is written."""
     from feedsvc.build.plan import Planner
-    from feedsvc.render.pages import ArticlePages
+    from feedsvc.render.pages import ArchivePages, ArticlePages
 
     with project.config.open("a") as f:  # small pages: many are cut by bytes, not by count
         f.write("max_feed_bytes = 60000\narchive_page_size = 20\ncategory_feeds = true\n")
@@ -155,6 +156,7 @@ def test_a_cold_build_writes_every_file_as_the_sequential_path_does(
     assert result.exit_code == 0, result.output
     monkeypatch.setattr(Planner, "render_once", False)
     monkeypatch.setattr(ArticlePages, "precompiled", False)
+    monkeypatch.setattr(ArchivePages, "precompiled", False)
     again = sequential.build()
     assert again.exit_code == 0, again.output
     cold, old = _tree(project.feeds), _tree(sequential.feeds)
@@ -204,3 +206,50 @@ def test_article_pages_cut_from_the_template_once_equal_the_template_page_by_pag
     for article in articles:
         for linked in (feeds, feeds[:1], []):
             assert pages.render(article, linked) == pages.render_template(article, linked)
+
+
+def test_html_archive_pages_cut_from_the_template_once_equal_the_template_page_by_page() -> None:
+    """Every shape an HTML archive page can take (the only page, the oldest, a middle one,
+    the newest; full, partial, empty), with text to escape in the titles and the site, dates
+    in a zone that moves the day, and feeds linked or none."""
+    from datetime import UTC, datetime, timedelta
+
+    from feedsvc.render.pages import (
+        HTML_PAGE_SIZE,
+        ArchivePages,
+        Listed,
+        PageFeed,
+        Site,
+        render_archive,
+    )
+
+    site = Site(
+        title='Nachrichten & "Meldungen" <i>',
+        subtitle="",
+        base_url="https://news.example.org/",
+        language="de-AT",
+        generator_version="0.1.0",
+        timezone="Europe/Vienna",
+    )
+    feeds = [PageFeed(name="all", title="Alle & 'jede'", description="", links={"atom": "a.xml"})]
+    start = datetime(2024, 10, 31, 22, 30, tzinfo=UTC)
+    listed = [
+        Listed(
+            f"Meldung {n} <b>&</b> \"{n}\" 'x'",
+            f"articles/{n:016x}.html",
+            start + timedelta(hours=7 * n),
+        )
+        for n in range(HTML_PAGE_SIZE * 3)
+    ]
+    cases = [(listed[:1], 1, 1), (listed[:0], 1, 1), (listed[:HTML_PAGE_SIZE], 1, 1)]
+    for pages in (2, 3):
+        for page in range(1, pages + 1):
+            chunk = listed[(page - 1) * HTML_PAGE_SIZE : page * HTML_PAGE_SIZE]
+            cases += [(chunk, page, pages), (chunk[:7], page, pages)]
+    for linked in (feeds, []):
+        archive = ArchivePages(site, linked)
+        for chunk, page, pages in cases:
+            want = render_archive(site, linked, chunk, page, pages)
+            assert archive.render(chunk, page, pages) == want, (page, pages, len(chunk))
+        assert len(archive._shapes) == 4, "newer and older link, each there or not"
+        assert None not in archive._shapes.values(), "every shape cut, none via the template"

@@ -8,6 +8,7 @@ page lost or damaged is written again by the next build, alone.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 import feedsvc.build.plan as plan_module
 from feedsvc.build.publisher import BuildReport, Publisher
 from feedsvc.config import load_settings
+from feedsvc.render.pages import ArchivePages, Listed
 
 from .conftest import seed_text
 from .harness import key_of, make_site, seed_name, write
@@ -33,13 +35,13 @@ class Site:
         self.seeds = root / "seeds"
         self.pages = root / "feeds" / "pages"
         self.rendered: list[int] = []
-        render = plan_module.render_archive
+        render = plan_module.ArchivePages.render
 
-        def spy(*args: object, **kw: object) -> bytes:
-            self.rendered.append(int(args[3]))  # type: ignore[call-overload]
-            return render(*args, **kw)  # type: ignore[arg-type]
+        def spy(pages: ArchivePages, articles: Sequence[Listed], page: int, count: int) -> bytes:
+            self.rendered.append(page)
+            return render(pages, articles, page, count)
 
-        monkeypatch.setattr(plan_module, "render_archive", spy)
+        monkeypatch.setattr(plan_module.ArchivePages, "render", spy)
 
     def build(self, *paths: Path) -> BuildReport:
         """A build (of ``paths`` only when given); resets ``rendered`` first."""

@@ -175,6 +175,45 @@ def test_the_writer_writes_files_only_and_returns_their_stamps(tmp_path: Path) -
     assert not (root / "archive/0.xml").exists()
 
 
+def test_new_files_fsync_their_folders_once_and_a_replaced_file_is_fsynced_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cold build writes only new files: no old bytes to keep, so no fsync per file (#9);
+    each folder that got one is fsynced once. A file replaced keeps its fsync."""
+    from feedsvc.build.outputs import Document, Writer
+
+    synced: list[str] = []
+    fsync = os.fsync
+
+    def recording(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    root = tmp_path / "feeds"
+    writer = Writer(root, gzip_feeds=True)
+
+    def feed(rel: str, data: bytes) -> Document:
+        return Document(rel, lambda: data, "archive", "all", "atom", compress=True)
+
+    docs = [feed(f"archive/{n}.xml", b"<feed>%d</feed>\n" % n) for n in range(20)]
+    docs.append(feed("atom.xml", b"<feed/>\n"))
+    writer.write(docs)
+    assert sorted(synced) == sorted({str(root), str(root / "archive")}), synced
+    assert (root / "archive/7.xml").read_bytes() == b"<feed>7</feed>\n"
+    assert gzip.decompress((root / "archive/7.xml.gz").read_bytes()) == b"<feed>7</feed>\n"
+    assert {oct(p.stat().st_mode & 0o777) for p in root.rglob("*.xml*")} == {"0o644"}
+    assert list((root / ".tmp").iterdir()) == []
+
+    synced.clear()
+    written = writer.write([feed("atom.xml", b"<feed>new</feed>\n")])
+    assert [f.path for f in written.files] == ["atom.xml", "atom.xml.gz"]
+    assert (root / "atom.xml").read_bytes() == b"<feed>new</feed>\n"
+    # each replaced file (and its .gz): its temp file, then its folder, as ``write_atomic`` does
+    assert [Path(p).parent for p in synced[::2]] == [root / ".tmp"] * 2
+    assert synced[1::2] == [str(root)] * 2
+
+
 def test_served_types_come_from_the_one_table() -> None:
     from feedsvc.build.outputs import ATOM_TYPE, JSON_FEED_TYPE, served_type
     from feedsvc.models import MEDIA_TYPES

@@ -10,6 +10,7 @@ stamps of what it wrote for the publisher to record.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gzip
 import mimetypes
@@ -275,6 +276,8 @@ class Writer:
         self.tmp = root / TMP_DIR
         self.gzip_feeds = gzip_feeds
         self.touched: list[Path] = []  # every file written since the caller cleared it
+        self._unsynced: set[str] = set()  # folders with new durable files, fsynced once
+        self._serial = 0  # names of this writer's temp files in ``.tmp/``
         # called before each file is written or removed; raises to stop the write (#10: a
         # leader whose lease ran out, e.g. after a SIGSTOP mid-write, writes no more files)
         self.guard: Callable[[], None] | None = None
@@ -341,6 +344,7 @@ class Writer:
                 rel = f"{folder}{path.name}"
                 if ours(path) and rel not in (keep or set()):
                     self._remove(rel, written)
+        self._sync_folders()
         for rel in stamp_also:
             if rel not in written.stamps:  # written by an earlier build
                 written.stamps[rel] = stat_stamp(os.fspath(self.root / rel))
@@ -357,9 +361,7 @@ class Writer:
         data = doc.render()
         if self.guard is not None:
             self.guard()
-        changed = write_atomic(
-            path, data, durable=doc.durable, tmp_dir=self.tmp, before_replace=self.guard
-        )
+        changed = self._file(path, data, durable=doc.durable)
         if changed:
             self.touched.append(path)
             written.paths.append(path)
@@ -372,14 +374,50 @@ class Writer:
             gz = self.root / gz_rel
             if changed or gz_rel in suspect or _older(gz, path):
                 packed = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
-                if write_atomic(
-                    gz, packed, durable=doc.durable, tmp_dir=self.tmp, before_replace=self.guard
-                ):
+                if self._file(gz, packed, durable=doc.durable):
                     self.touched.append(gz)
                     written.files.append(WrittenFile(gz_rel, "gzip", doc.feed))
                     if gz_rel in suspect:
                         written.repaired.append(gz_rel)
             written.stamps[gz_rel] = stat_stamp(os.fspath(gz))
+
+    def _file(self, path: Path, data: bytes, *, durable: bool) -> bool:
+        """Put ``data`` at ``path`` through a temp file and a rename; False if already equal.
+
+        A file that is there is replaced by ``write_atomic`` (temp file, fsync, rename, fsync
+        of its folder): its old bytes survive anything. A new file (a cold build writes only
+        those) has no old bytes to keep: its temp file is written with one open, write and
+        close and renamed into place, and its folder is fsynced once at the end of the write
+        (``_sync_folders``), not the file and its folder for every file. A reader (or a kill)
+        still sees no file or the whole file; after a power cut a new file may be found empty
+        or missing, which the next build's manifest check (size, mtime, inode) rewrites.
+        """
+        name = os.fspath(path)
+        if os.path.lexists(name):  # there: compared, and replaced the careful way
+            return write_atomic(
+                path, data, durable=durable, tmp_dir=self.tmp, before_replace=self.guard
+            )
+        self._serial += 1
+        tmp = os.path.join(self.tmp, f"{self._serial}.{path.name}")
+        try:
+            _create(tmp, data)
+            if self.guard is not None:
+                self.guard()
+            os.replace(tmp, name)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        if durable:
+            self._unsynced.add(os.fspath(path.parent))
+        return True
+
+    def _sync_folders(self) -> None:
+        """fsync each folder that got new durable files (``_file``), once, before the stamps
+        are recorded."""
+        for folder in sorted(self._unsynced):
+            _fsync_dir(Path(folder))
+        self._unsynced.clear()
 
     def _fresh(self, rel: str) -> bool:
         """Whether ``rel`` is an article page and ``articles/`` is missing or empty."""
@@ -412,18 +450,7 @@ class Writer:
                 folder, _, name = rel.rpartition("/")
                 if folder != ARTICLES_DIR or not name or name.startswith("."):
                     raise ValueError(f"not an article page: {rel!r}")
-                data = doc.render()
-                fd = os.open(prefix + name, _CREATE, PAGE_MODE)
-                try:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view) :]
-                    st = os.fstat(fd)
-                    if st.st_mode & 0o7777 != PAGE_MODE:  # a umask took some bits
-                        os.fchmod(fd, PAGE_MODE)
-                finally:
-                    os.close(fd)
-                stamps[rel] = (st.st_size, st.st_mtime_ns, st.st_ino)
+                stamps[rel] = _create(prefix + name, doc.render())
                 done.append(rel)
             if self.guard is not None:
                 self.guard()
@@ -440,6 +467,22 @@ class Writer:
             self.guard()
         (self.root / rel).unlink(missing_ok=True)
         written.stamps[rel] = None
+
+
+def _create(name: str, data: bytes) -> Stamp:
+    """A new file ``name`` holding ``data`` (mode ``PAGE_MODE``): open, write, close; its
+    stamp from ``fstat`` of the open file (a later rename keeps size, mtime and inode)."""
+    fd = os.open(name, _CREATE, PAGE_MODE)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        st = os.fstat(fd)
+        if st.st_mode & 0o7777 != PAGE_MODE:  # a umask took some bits
+            os.fchmod(fd, PAGE_MODE)
+    finally:
+        os.close(fd)
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 def _older(gz: Path, source: Path) -> bool:

@@ -27,13 +27,13 @@ from ..render.opml import OpmlFeed, render_opml
 from ..render.pages import (
     HTML_PAGE_SIZE,
     HTML_PAGES_DIR,
+    ArchivePages,
     ArticlePages,
     Listed,
     PageFeed,
     Site,
     html_page_count,
     html_page_path,
-    render_archive,
     render_index,
 )
 from ..store import Stamp, Store
@@ -365,6 +365,7 @@ class Planner:
         digests: list[str] = []
         main = [f for f in feeds if f.name == self.feeds.main.name]
         docs: list[Document] = []
+        archive = ArchivePages(self.site, main)
         for page in range(1, pages + 1):
             first = (page - 1) * HTML_PAGE_SIZE
             rows = listed[first : first + HTML_PAGE_SIZE]
@@ -380,7 +381,7 @@ class Planner:
                 Listed(titles[key], f"{ARTICLES_DIR}/{key}.html", datetime.fromisoformat(when))
                 for when, _, key, _ in reversed(rows)
             ]
-            data = render_archive(self.site, main, chunk, page, pages)
+            data = archive.render(chunk, page, pages)
             rel = html_page_path(page)
             if spool is not None:
                 spool.put(rel, data)
@@ -656,8 +657,10 @@ class Planner:
         articles = store.iter_live_articles() if full else store.articles(sorted(changes.articles))
         main = self.feeds.main.name
         pages = ArticlePages(self.site)
-        for article in articles:
-            page = pages.render(article, self._feeds_of(store, article, feeds, main))
+        only = [f for f in feeds if f.name == main] if len(feeds) == 1 else None
+        for article in articles:  # one feed (the main one): every page links it, no query
+            linked = only if only else self._feeds_of(store, article, feeds, main)
+            page = pages.render(article, linked)
             yield Document(article.page, partial(bytes, page), "article", durable=False)
 
     @staticmethod

@@ -280,6 +280,138 @@ def render_archive(
     )
 
 
+class ArchivePages:
+    """Renders the HTML archive's pages (``render_archive``) for one site and its feeds, many
+    pages in a row.
+
+    As ``ArticlePages`` does for article pages: the template is rendered once per page shape
+    (whether a newer and an older page exist) with markers for the page's own values and for
+    a listed article's, and cut there; a page's list is the article's pieces repeated, the
+    static text between two articles taken from a rendering with two. The pieces are checked
+    against the template's own output for one and two articles when the shape is made (if
+    they do not add up, that shape goes through the template), and a test compares the bytes.
+    """
+
+    precompiled: bool = True  # False: every page through the template (a test compares)
+
+    def __init__(self, site: Site, feeds: Sequence[PageFeed]) -> None:
+        self._site = site
+        self._feeds = feeds
+        self._shapes: dict[tuple[bool, bool], _ListShape | None] = {}
+
+    def render(
+        self, articles: Sequence[Article] | Sequence[Listed], page: int, pages: int
+    ) -> bytes:
+        """``render_archive(site, feeds, articles, page, pages)``, byte for byte."""
+        newer, older = page < pages, page > 1
+        shape = self._shapes.get((newer, older), ...) if self.precompiled and articles else None
+        if shape is ...:
+            shape = self._shapes[newer, older] = self._shape(newer=newer, older=older)
+        if shape is None:
+            return render_archive(self._site, self._feeds, articles, page, pages)
+        first = (page - 1) * HTML_PAGE_SIZE + 1
+        values = {
+            "page": str(page),
+            "first": str(first),
+            "last": str(first + len(articles) - 1),
+            "newer": f"{page + 1}.html",
+            "older": f"{page - 1}.html",
+        }
+        tz = self._site.timezone
+        out: list[str] = []
+        _join(shape.head, values, out)
+        listed: Sequence[Article | Listed] = articles
+        for n, a in enumerate(listed):
+            if n:
+                out.append(shape.between)
+            when = _date(a.published, tz)  # digits, '-', ':', '+' and 'T': nothing to escape
+            item = {
+                "item_href": str(escape(f"../{a.page}")),
+                "item_title": str(escape(a.title)),
+                "item_datetime": when["datetime"],
+                "item_text": when["text"],
+            }
+            _join(shape.item, item, out)
+        _join(shape.tail, values, out)
+        return "".join(out).encode("utf-8")
+
+    def _marked(self, items: int, *, newer: bool, older: bool) -> str:
+        listed = {
+            "title": _slot("item_title"),
+            "href": _slot("item_href"),
+            "published": {"datetime": _slot("item_datetime"), "text": _slot("item_text")},
+        }
+        return (
+            _environment()
+            .get_template("archive.html")
+            .render(
+                lang=self._site.language,
+                articles=[listed] * items,
+                page=_slot("page"),
+                first=_slot("first"),
+                last=_slot("last"),
+                newer=_slot("newer") if newer else None,
+                older=_slot("older") if older else None,
+                **_common(self._site, self._feeds, self._site.language),
+            )
+        )
+
+    def _shape(self, *, newer: bool, older: bool) -> _ListShape | None:
+        """The pieces of a page with or without ``newer`` / ``older`` links; None when they
+        do not give back the template's pages with one and with two articles."""
+        from jinja2 import UndefinedError  # here, not at import: jinja2 loads with a page
+
+        try:
+            one, two = (self._marked(n, newer=newer, older=older) for n in (1, 2))
+        except (UndefinedError, TypeError):  # the template wants more than the markers hold
+            return None
+        parts = _SLOT.split(one)
+        at = [i for i in range(1, len(parts), 2) if parts[i].startswith("item_")]
+        if not at or at != list(range(at[0], at[-1] + 1, 2)):
+            return None  # no article, or its values not together
+        start, stop = at[0], at[-1]
+        twice = _SLOT.split(two)
+        if len(twice) != len(parts) + stop - start + 2:
+            return None
+        shape = _ListShape(
+            head=parts[:start],
+            item=["", *parts[start : stop + 1], ""],
+            tail=parts[stop + 1 :],
+            between=twice[stop + 1],
+        )
+        mark = {name: _slot(name) for name in parts[1::2]}
+        for count, text in ((1, one), (2, two)):
+            out: list[str] = []
+            _join(shape.head, mark, out)
+            for n in range(count):
+                if n:
+                    out.append(shape.between)
+                _join(shape.item, mark, out)
+            _join(shape.tail, mark, out)
+            if "".join(out) != text:
+                return None
+        return shape
+
+
+class _ListShape(NamedTuple):
+    """An archive page cut at its markers, each piece static, name, static, ..., static:
+    up to the first article, one article, after the last; and the static text between two
+    articles."""
+
+    head: list[str]
+    item: list[str]
+    tail: list[str]
+    between: str
+
+
+def _join(parts: list[str], values: Mapping[str, str], out: list[str]) -> None:
+    """Append ``parts`` (static, name, static, ..., static) with each name's value."""
+    out.append(parts[0])
+    for i in range(1, len(parts), 2):
+        out.append(values[parts[i]])
+        out.append(parts[i + 1])
+
+
 def render_index(
     site: Site,
     feeds: Sequence[PageFeed],
@@ -349,6 +481,7 @@ class ArticlePages:
         self._article_html = article_html
         self._template = _environment().get_template("article.html")
         self._site = site
+        self._base = str(escape(site.base_url))
         self._shapes: dict[tuple[Any, ...], _Shape | None] = {}
 
     def render(self, article: Article, feeds: Sequence[PageFeed]) -> bytes:
@@ -365,18 +498,19 @@ class ArticlePages:
         if shape is None:  # the template wants more of the article than the slots hold
             return self.render_template(article, feeds)
         published = _date(article.published, tz)
-        values = {
+        values = {  # the dates are digits, '-', ':', '+' and 'T', the page path a hex key and
+            # '/', '.': nothing in them to escape
             "title": str(escape(article.title)),
             "lead": str(escape(article.lead)),
-            "canonical": str(escape(f"{site.base_url}{article_path(article)}")),
-            "published_datetime": str(escape(published["datetime"])),
-            "published_text": str(escape(published["text"])),
+            "canonical": self._base + article.page,
+            "published_datetime": published["datetime"],
+            "published_text": published["text"],
             "content": self._article_html(article),  # safe: built from escaped text
         }
         if updated:
             later = _date(article.updated, tz)
-            values["updated_datetime"] = str(escape(later["datetime"]))
-            values["updated_text"] = str(escape(later["text"]))
+            values["updated_datetime"] = later["datetime"]
+            values["updated_text"] = later["text"]
         parts = shape.parts
         out = [parts[0]]
         for i in range(1, len(parts), 2):
