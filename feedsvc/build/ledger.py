@@ -25,9 +25,10 @@ from typing import Literal
 from ..errors import SeedError
 from ..models import Article, Entry
 from ..seeds import seed_key
-from ..store import FileState, Member, Store
+from ..store import FileState, Member, NewArticle, Store
 from .adopt import Found
 from .feeds import FeedSet
+from .rows import first_entry_id, new_article
 from .scan import FileResult
 
 Status = Literal["new", "changed", "unchanged", "deleted", "error"]
@@ -40,7 +41,7 @@ class _Bulk:
     """A cold build's rows not yet written, and the keys it published."""
 
     files: list[FileState] = field(default_factory=list)
-    articles: list[tuple[Entry, str, datetime, list[str]]] = field(default_factory=list)
+    articles: list[tuple[NewArticle, str]] = field(default_factory=list)  # (row, path)
     keys: set[str] = field(default_factory=set)
 
 
@@ -80,8 +81,7 @@ def mint_id(store: Store, article: Article, *, authority: str, tz: tzinfo) -> st
     The date is the article's local day in ``tz``; a key whose id a renamed article took
     along gets ``-2``, ``-3``, ... so no id is ever given out twice.
     """
-    day = article.published.astimezone(tz).date().isoformat()
-    base = f"tag:{authority},{day}:{article.key}"
+    base = first_entry_id(article, authority=authority, tz=tz)
     candidate, n = base, 1
     while store.has_entry_id(candidate):
         n += 1
@@ -174,7 +174,7 @@ class Ledger:
             self.store.add_files(bulk.files)
             bulk.files = []
         if bulk.articles:
-            self.store.add_articles(bulk.articles)
+            self.store.add_articles(bulk.articles, self.now)
             bulk.articles = []
 
     def _record_new(self, bulk: _Bulk, result: FileResult) -> Status | None:
@@ -188,14 +188,12 @@ class Ledger:
         elif article is not None:
             bulk.keys.add(key)
             # the ledger is empty and keys are unique here: ``mint_id``'s first candidate is
-            # free (the UNIQUE constraint still guards it)
-            day = article.published.astimezone(self.tz).date().isoformat()
-            entry = Entry.of(
-                article, entry_id=f"tag:{self.authority},{day}:{key}", updated=article.published
+            # free (the UNIQUE constraint still guards it); a worker may have made the row
+            row = result.row or new_article(
+                article, authority=self.authority, tz=self.tz, feeds=self.feeds
             )
-            feeds = self.feeds.feeds_for(entry)
-            bulk.articles.append((entry, rel, self.now, feeds))
-            self.changes.moved(key, (), feeds)
+            bulk.articles.append((row, rel))
+            self.changes.moved(key, (), row.feeds)
             status = "new"
         if len(bulk.files) >= BULK_ROWS:
             self._flush(bulk)

@@ -36,8 +36,10 @@ from ..seeds import (
     seed_key,
     stored_path,
 )
-from ..store import FileState, Store
+from ..store import FileState, NewArticle, Store
+from .feeds import FeedSet
 from .fingerprints import ParseOptions
+from .rows import new_article
 
 # A stat recorded less than this before a full scan started is "racily clean" (git's term): the
 # file may have changed again within the file system's timestamp granularity (1-2 s on some).
@@ -69,6 +71,8 @@ class FileResult:
     gone: bool = False
     prev: FileState | None = None
     hashed: bool = False  # its bytes were read in this scan (not trusted from the stat)
+    # ``article`` as a new ledger entry, made by a worker of a cold build (see ``rows.py``)
+    row: NewArticle | None = None
 
     @property
     def stamp(self) -> tuple[int, int, int, int]:
@@ -198,7 +202,8 @@ class Scanner:
         def pooled() -> Iterator[FileResult]:
             """Every file read and parsed in worker processes; results in ``order``."""
             todo = [(rel, states.get(path)) for path, rel in order]
-            scanned = self._scan_pooled(todo, now, racy, workers)
+            # an empty store (a cold build) takes every article as new: the workers make rows
+            scanned = self._scan_pooled(todo, now, racy, workers, rows=store.is_empty())
             for (path, rel), (_, prev), result in zip(order, todo, scanned, strict=True):
                 if on_file is not None:
                     on_file(rel)
@@ -289,13 +294,21 @@ class Scanner:
         return min(max(cores, 2), 4)
 
     def _scan_pooled(
-        self, todo: list[tuple[str, FileState | None]], now: datetime, racy_ns: int, workers: int
+        self,
+        todo: list[tuple[str, FileState | None]],
+        now: datetime,
+        racy_ns: int,
+        workers: int,
+        *,
+        rows: bool = False,
     ) -> Iterator[FileResult | None]:
         """``scan_one`` (reparse) of every file in worker processes; results in ``todo``'s order.
 
         At most ``POOL_WINDOW`` tasks per worker are in flight, so memory stays flat however
         many files there are. The workers are forked or spawned (``_start_method``) and exit
-        by themselves when the build is killed.
+        by themselves when the build is killed. ``rows``: a worker also makes each article's
+        row as a new ledger entry (``rows.new_article``), so the main process of a cold build
+        only writes it.
         """
         executor = ProcessPoolExecutor(
             workers,
@@ -307,7 +320,7 @@ class Scanner:
         try:
             for start in range(0, len(todo), POOL_CHUNK):
                 chunk = todo[start : start + POOL_CHUNK]
-                pending.append(executor.submit(_scan_chunk, chunk, now, racy_ns))
+                pending.append(executor.submit(_scan_chunk, chunk, now, racy_ns, rows))
                 if len(pending) >= POOL_WINDOW * workers:
                     yield from map(_unpack, pending.popleft().result())
             while pending:
@@ -424,10 +437,12 @@ _Packed = (
         tuple[str, int, int, int, int, str | None, bool, FileState | None, bool],
         tuple[Any, ...] | None,
         tuple[type[SeedError], str, int, str] | None,
+        NewArticle | None,
     ]
     | None
 )
 _WORKER: Scanner | None = None
+_FEEDS: FeedSet | None = None
 
 
 def _load() -> float:
@@ -448,8 +463,9 @@ def _start_method() -> str:
 
 def _start_worker(settings: Settings, parent: int) -> None:
     """A worker's set-up; ``parent``: the build's pid (it may be gone already)."""
-    global _WORKER
+    global _WORKER, _FEEDS
     _WORKER = Scanner(settings)
+    _FEEDS = FeedSet(settings)
     threading.Thread(target=_orphan_watch, args=(parent,), daemon=True).start()
 
 
@@ -461,31 +477,35 @@ def _orphan_watch(parent: int) -> None:
 
 
 def _scan_chunk(
-    chunk: list[tuple[str, FileState | None]], now: datetime, racy_ns: int
+    chunk: list[tuple[str, FileState | None]], now: datetime, racy_ns: int, rows: bool
 ) -> list[_Packed]:
-    scanner = _WORKER
+    scanner, feeds = _WORKER, _FEEDS
     assert scanner is not None, "the pool's initializer did not run"
+    assert feeds is not None
+    settings = scanner.settings
     out: list[_Packed] = []
     for rel, prev in chunk:
         result = scanner.scan_one(rel, prev, now, reread=False, reparse=True, racy_ns=racy_ns)
         if result is None:
             out.append(None)
             continue
-        article = pack_article(result.article) if result.article is not None else None
+        a, row = result.article, None
+        if a is not None and rows:
+            row = new_article(a, authority=settings.id_authority, tz=settings.tz, feeds=feeds)
+        article = pack_article(a) if a is not None else None
         e = result.error
         facts = (type(e), e.path, e.line, e.reason) if e is not None else None
         r = result
         head = (r.path, *r.stamp, r.file_hash, r.unchanged, r.prev, r.hashed)
-        out.append((head, article, facts))
+        out.append((head, article, facts, row))
     return out
 
 
 def _unpack(packed: _Packed) -> FileResult | None:
     if packed is None:
         return None
-    (path, size, mtime_ns, ctime_ns, inode, file_hash, unchanged, prev, hashed), article, facts = (
-        packed
-    )
+    head, article, facts, row = packed
+    path, size, mtime_ns, ctime_ns, inode, file_hash, unchanged, prev, hashed = head
     return FileResult(
         path,
         size,
@@ -498,4 +518,5 @@ def _unpack(packed: _Packed) -> FileResult | None:
         unchanged=unchanged,
         prev=prev,
         hashed=hashed,
+        row=row,
     )
