@@ -178,20 +178,22 @@ class Ledger:
             bulk.articles = []
 
     def _record_new(self, bulk: _Bulk, result: FileResult) -> Status | None:
-        """``record`` for a file of a cold build: new, an error, or a duplicate key."""
-        rel, article = result.path, result.article
-        key = article.key if article is not None else seed_key(rel)
+        """``record`` for a file of a cold build: new, an error, or a duplicate key.
+
+        A worker may have made the article's row (``rows.py``): then the article itself is
+        not even unpacked here.
+        """
+        rel, row = result.path, result.row
+        article = result.article if row is None else None
+        if article is not None:  # the ledger is empty: ``mint_id``'s first candidate is free
+            row = new_article(article, authority=self.authority, tz=self.tz, feeds=self.feeds)
+        key = row.key if row is not None else seed_key(rel)
         bulk.files.append(_file_state(result, key))
         status: Status | None = "error"
-        if article is not None and key in bulk.keys:
+        if row is not None and key in bulk.keys:
             status = None  # another file already publishes this key: reported as a duplicate
-        elif article is not None:
+        elif row is not None:  # (keys are unique here; the UNIQUE constraint still guards ids)
             bulk.keys.add(key)
-            # the ledger is empty and keys are unique here: ``mint_id``'s first candidate is
-            # free (the UNIQUE constraint still guards it); a worker may have made the row
-            row = result.row or new_article(
-                article, authority=self.authority, tz=self.tz, feeds=self.feeds
-            )
             bulk.articles.append((row, rel))
             self.changes.moved(key, (), row.feeds)
             status = "new"
@@ -339,7 +341,7 @@ class Ledger:
 
 def _file_state(result: FileResult, key: str) -> FileState:
     """What the store keeps of a file that was read: its stamp, hash and outcome."""
-    article, error = result.article, result.error
+    error = result.error
     return FileState(
         result.path,
         key,
@@ -348,7 +350,7 @@ def _file_state(result: FileResult, key: str) -> FileState:
         result.file_hash,
         error.reason if error else None,
         error.line if error else None,
-        article.warnings if article else (),
+        result.warnings,
         result.ctime_ns,
         result.inode,
     )

@@ -53,30 +53,92 @@ POOL_WINDOW = 4  # tasks in flight per worker: results wait in memory for at mos
 ORPHAN_POLL = 0.2  # seconds between a worker's checks that its build is still there
 
 
-# A value, never changed once made, but not ``frozen=True``: a frozen dataclass costs 1.8 µs
-# to make instead of 0.4, and a full scan makes one per seed (100,000).
-@dataclass(slots=True)
 class FileResult:
-    """One seed file's outcome in a scan; ``article`` or ``error`` (or neither: unchanged)."""
+    """One seed file's outcome in a scan; ``article`` or ``error`` (or neither: unchanged).
 
-    path: str  # as stored: valid UTF-8 (see ``seeds.stored_path``)
-    size: int = 0
-    mtime_ns: int = 0
-    ctime_ns: int = 0
-    inode: int = 0
-    file_hash: str | None = None
-    article: Article | None = None
-    error: SeedError | None = None
-    unchanged: bool = False
-    gone: bool = False
-    prev: FileState | None = None
-    hashed: bool = False  # its bytes were read in this scan (not trusted from the stat)
-    # ``article`` as a new ledger entry, made by a worker of a cold build (see ``rows.py``)
-    row: NewArticle | None = None
+    A value, never changed once made; a plain class with slots, not a dataclass: a full scan
+    makes one per seed (a frozen dataclass costs 1.8 µs to make instead of 0.4), and
+    ``article`` is a property. A worker of a cold build sends the article packed beside its
+    ``row`` (``rows.py``): it is unpacked only when asked for, and the bulk load of a cold
+    build asks only for the row and the ``warnings``.
+    """
+
+    __slots__ = (
+        "_article",
+        "_packed",
+        "_warnings",
+        "ctime_ns",
+        "error",
+        "file_hash",
+        "gone",
+        "hashed",
+        "inode",
+        "mtime_ns",
+        "path",
+        "prev",
+        "row",
+        "size",
+        "unchanged",
+    )
+
+    def __init__(
+        self,
+        path: str,  # as stored: valid UTF-8 (see ``seeds.stored_path``)
+        size: int = 0,
+        mtime_ns: int = 0,
+        ctime_ns: int = 0,
+        inode: int = 0,
+        file_hash: str | None = None,
+        article: Article | None = None,
+        error: SeedError | None = None,
+        unchanged: bool = False,
+        gone: bool = False,
+        prev: FileState | None = None,
+        hashed: bool = False,  # its bytes were read in this scan (not trusted from the stat)
+        row: NewArticle | None = None,  # the article as a new ledger entry (``rows.py``)
+        packed: tuple[tuple[Any, ...], tuple[str, ...]] | None = None,  # (packed, warnings)
+    ) -> None:
+        self.path = path
+        self.size = size
+        self.mtime_ns = mtime_ns
+        self.ctime_ns = ctime_ns
+        self.inode = inode
+        self.file_hash = file_hash
+        self._article = article
+        self._packed = packed
+        self._warnings = packed[1] if packed is not None else None
+        self.error = error
+        self.unchanged = unchanged
+        self.gone = gone
+        self.prev = prev
+        self.hashed = hashed
+        self.row = row
+
+    @property
+    def article(self) -> Article | None:
+        if self._packed is not None:
+            self._article, self._packed = unpack_article(self._packed[0]), None
+        return self._article
+
+    @property
+    def parsed(self) -> bool:
+        """Whether there is an article (without unpacking it)."""
+        return self._packed is not None or self._article is not None
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The article's warnings (without unpacking it); none without an article."""
+        if self._warnings is not None:
+            return self._warnings
+        return self._article.warnings if self._article is not None else ()
 
     @property
     def stamp(self) -> tuple[int, int, int, int]:
         return (self.size, self.mtime_ns, self.ctime_ns, self.inode)
+
+    def __repr__(self) -> str:
+        shown = "gone" if self.gone else "unchanged" if self.unchanged else "read"
+        return f"FileResult({self.path!r}, {shown}, error={self.error!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,7 +497,7 @@ class Scanner:
 _Packed = (
     tuple[
         tuple[str, int, int, int, int, str | None, bool, FileState | None, bool],
-        tuple[Any, ...] | None,
+        tuple[tuple[Any, ...], tuple[str, ...]] | None,
         tuple[type[SeedError], str, int, str] | None,
         NewArticle | None,
     ]
@@ -492,7 +554,7 @@ def _scan_chunk(
         a, row = result.article, None
         if a is not None and rows:
             row = new_article(a, authority=settings.id_authority, tz=settings.tz, feeds=feeds)
-        article = pack_article(a) if a is not None else None
+        article = (pack_article(a), a.warnings) if a is not None else None
         e = result.error
         facts = (type(e), e.path, e.line, e.reason) if e is not None else None
         r = result
@@ -513,7 +575,7 @@ def _unpack(packed: _Packed) -> FileResult | None:
         ctime_ns,
         inode,
         file_hash,
-        article=unpack_article(article) if article is not None else None,
+        packed=article,  # unpacked when asked for (``FileResult.article``)
         error=facts[0](facts[1], facts[2], facts[3]) if facts is not None else None,
         unchanged=unchanged,
         prev=prev,
