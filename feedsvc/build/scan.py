@@ -116,14 +116,10 @@ class FileResult:
 
     @property
     def article(self) -> Article | None:
+        """The parsed article (unpacked on first use when a worker sent it)."""
         if self._packed is not None:
             self._article, self._packed = unpack_article(self._packed[0]), None
         return self._article
-
-    @property
-    def parsed(self) -> bool:
-        """Whether there is an article (without unpacking it)."""
-        return self._packed is not None or self._article is not None
 
     @property
     def warnings(self) -> tuple[str, ...]:
