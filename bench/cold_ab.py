@@ -4,8 +4,9 @@ Runs ``feedsvc build`` of checkout A (``--old``, e.g. a worktree of main) and of
 interleaved round after round, for the lightest and the default settings, sequential
 (``FEEDSVC_POOL=0``) and with the process pool (``FEEDSVC_POOL=1``). Each build is a whole
 process started through a small wrapper that runs the CLI in process and, at exit, reports
-the main process's own CPU time (``RUSAGE_SELF``) beside the total (``wait4``: the workers
-included). Prints medians of wall, total CPU and main-process CPU per job, and checks that
+the main process's own CPU time and peak RSS (``RUSAGE_SELF``) beside the total (``wait4``:
+the workers included). Prints medians of wall, total CPU and main-process CPU per job (and
+the main process's highest peak RSS), and checks that
 the two checkouts wrote the same bytes (``diff -r`` of the feeds dirs of the first round).
 
 Usage: ``.venv/bin/python bench/cold_ab.py SEEDS --old /tmp/cold-old [--runs 3]
@@ -38,7 +39,7 @@ pid = os.getpid()
 def said():
     if os.getpid() == pid:
         r = resource.getrusage(resource.RUSAGE_SELF)
-        print(f"MAINCPU {r.ru_utime + r.ru_stime:.3f}", file=sys.stderr)
+        print(f"MAINCPU {r.ru_utime + r.ru_stime:.3f} {r.ru_maxrss}", file=sys.stderr)
 atexit.register(said)
 sys.path.insert(0, sys.argv.pop(1))
 from feedsvc.cli import main
@@ -52,10 +53,12 @@ class Row:
     wall: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
     main: list[float] = field(default_factory=list)
+    rss: list[int] = field(default_factory=list)  # the main process's peak, KiB
 
 
-def build(python: Path, repo: Path, config: Path, pool: str) -> tuple[float, float, float]:
-    """One cold build: (wall s, CPU s of the process tree, CPU s of the main process)."""
+def build(python: Path, repo: Path, config: Path, pool: str) -> tuple[float, float, float, int]:
+    """One cold build: (wall s, CPU s of the process tree, CPU s and peak RSS (KiB) of the
+    main process)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
     env["FEEDSVC_POOL"] = pool
     with tempfile.TemporaryFile("w+") as err:
@@ -73,8 +76,8 @@ def build(python: Path, repo: Path, config: Path, pool: str) -> tuple[float, flo
         text = err.read()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{repo}: build failed: {text[-2000:]}")
-    main = next(float(line.split()[1]) for line in text.splitlines() if line.startswith("MAINCPU"))
-    return wall, usage.ru_utime + usage.ru_stime, main
+    said = next(line.split() for line in text.splitlines() if line.startswith("MAINCPU"))
+    return wall, usage.ru_utime + usage.ru_stime, float(said[1]), int(said[2])
 
 
 def main() -> None:
@@ -107,11 +110,12 @@ def main() -> None:
                     config = feedsvc_config(
                         work / "feedsvc.toml", SETTINGS[job], seeds, work / "feeds", work / "state"
                     )
-                    wall, cpu, main_cpu = build(python, repo, config, pool)
+                    wall, cpu, main_cpu, rss = build(python, repo, config, pool)
                     row = rows.setdefault((job, pool, side), Row())
                     row.wall.append(wall)
                     row.cpu.append(cpu)
                     row.main.append(main_cpu)
+                    row.rss.append(rss)
                     print(
                         f"round {n + 1} {job} pool={pool} {side}: wall {wall:.2f} s, CPU"
                         f" {cpu:.2f} s, main {main_cpu:.2f} s",
@@ -128,13 +132,13 @@ def main() -> None:
                     verdict = "identical" if same.returncode == 0 else same.stdout[:500]
                     print(f"{job} pool={pool}: feeds {verdict}", file=sys.stderr, flush=True)
     print(f"{seeds.name}, {args.runs} rounds, medians; load now {os.getloadavg()[0]:.2f}")
-    print("| job | pool | side | wall s | CPU s | main-process CPU s |")
-    print("|---|---|---|---:|---:|---:|")
+    print("| job | pool | side | wall s | CPU s | main-process CPU s | main peak RSS MiB |")
+    print("|---|---|---|---:|---:|---:|---:|")
     for (job, pool, side), row in rows.items():
         m = statistics.median
         print(
             f"| {job} | {pool} | {side} | {m(row.wall):.2f} | {m(row.cpu):.2f}"
-            f" | {m(row.main):.2f} |"
+            f" | {m(row.main):.2f} | {max(row.rss) / 1024:.0f} |"
         )
 
 
