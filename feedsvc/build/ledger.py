@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Literal
 from ..errors import SeedError
 from ..models import Article, Entry
 from ..seeds import seed_key
-from ..store import FileState, Member, Store
+from ..store import FileState, Member, NewArticle, Store
 from .feeds import FeedSet
+from .rows import first_entry_id, new_article
 from .scan import FileResult
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ class _Bulk:
     """A cold build's rows not yet written, and the keys it published."""
 
     files: list[FileState] = field(default_factory=list)
-    articles: list[tuple[Entry, str, datetime, list[str]]] = field(default_factory=list)
+    articles: list[tuple[NewArticle, str]] = field(default_factory=list)  # (row, path)
     keys: set[str] = field(default_factory=set)
 
 
@@ -82,8 +83,7 @@ def mint_id(store: Store, article: Article, *, authority: str, tz: tzinfo) -> st
     The date is the article's local day in ``tz``; a key whose id a renamed article took
     along gets ``-2``, ``-3``, ... so no id is ever given out twice.
     """
-    day = article.published.astimezone(tz).date().isoformat()
-    base = f"tag:{authority},{day}:{article.key}"
+    base = first_entry_id(article, authority=authority, tz=tz)
     candidate, n = base, 1
     while store.has_entry_id(candidate):
         n += 1
@@ -176,28 +176,28 @@ class Ledger:
             self.store.add_files(bulk.files)
             bulk.files = []
         if bulk.articles:
-            self.store.add_articles(bulk.articles)
+            self.store.add_articles(bulk.articles, self.now)
             bulk.articles = []
 
     def _record_new(self, bulk: _Bulk, result: FileResult) -> Status | None:
-        """``record`` for a file of a cold build: new, an error, or a duplicate key."""
-        rel, article = result.path, result.article
-        key = article.key if article is not None else seed_key(rel)
+        """``record`` for a file of a cold build: new, an error, or a duplicate key.
+
+        A worker may have made the article's row (``rows.py``): then the article itself is
+        not even unpacked here.
+        """
+        rel, row = result.path, result.row
+        article = result.article if row is None else None
+        if article is not None:  # the ledger is empty: ``mint_id``'s first candidate is free
+            row = new_article(article, authority=self.authority, tz=self.tz, feeds=self.feeds)
+        key = row.key if row is not None else seed_key(rel)
         bulk.files.append(_file_state(result, key))
         status: Status | None = "error"
-        if article is not None and key in bulk.keys:
+        if row is not None and key in bulk.keys:
             status = None  # another file already publishes this key: reported as a duplicate
-        elif article is not None:
+        elif row is not None:  # (keys are unique here; the UNIQUE constraint still guards ids)
             bulk.keys.add(key)
-            # the ledger is empty and keys are unique here: ``mint_id``'s first candidate is
-            # free (the UNIQUE constraint still guards it)
-            day = article.published.astimezone(self.tz).date().isoformat()
-            entry = Entry.of(
-                article, entry_id=f"tag:{self.authority},{day}:{key}", updated=article.published
-            )
-            feeds = self.feeds.feeds_for(entry)
-            bulk.articles.append((entry, rel, self.now, feeds))
-            self.changes.moved(key, (), feeds)
+            bulk.articles.append((row, rel))
+            self.changes.moved(key, (), row.feeds)
             status = "new"
         if len(bulk.files) >= BULK_ROWS:
             self._flush(bulk)
@@ -343,7 +343,7 @@ class Ledger:
 
 def _file_state(result: FileResult, key: str) -> FileState:
     """What the store keeps of a file that was read: its stamp, hash and outcome."""
-    article, error = result.article, result.error
+    error = result.error
     return FileState(
         result.path,
         key,
@@ -352,7 +352,7 @@ def _file_state(result: FileResult, key: str) -> FileState:
         result.file_hash,
         error.reason if error else None,
         error.line if error else None,
-        article.warnings if article else (),
+        result.warnings,
         result.ctime_ns,
         result.inode,
     )

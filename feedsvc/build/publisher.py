@@ -205,7 +205,8 @@ class Publisher:
                 resort = ledger.needs_resort()
                 ledger.begin_bulk()  # an empty store: a cold build's rows go in batches
                 for result in scan.results:
-                    ledger.confirm(adopted, result.article)
+                    if adopted is not None and adopted.entries:  # else: no article unpacked
+                        ledger.confirm(adopted, result.article)
                     status = ledger.record(result)
                     if status == "deleted":
                         report.deleted += 1
@@ -215,8 +216,7 @@ class Publisher:
                         report.changed += 1
                     elif status == "unchanged":
                         report.unchanged += 1
-                    if result.article is not None:
-                        report.warnings.extend(result.article.warnings)
+                    report.warnings.extend(result.warnings)
                 ledger.finish_bulk()
                 report.unchanged += scan.unchanged  # proven by their stats: no results
                 limit = deletion_limit(published, max_delete, self.settings.max_delete_fraction)

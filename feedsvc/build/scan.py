@@ -35,8 +35,10 @@ from ..seeds import (
     seed_key,
     stored_path,
 )
-from ..store import FileState, Store
+from ..store import FileState, NewArticle, Store
+from .feeds import FeedSet
 from .fingerprints import ParseOptions
+from .rows import new_article
 
 if TYPE_CHECKING:  # the pool's modules (~30 ms to import) load when a pool starts
     from concurrent.futures import Future
@@ -53,28 +55,88 @@ POOL_WINDOW = 4  # tasks in flight per worker: results wait in memory for at mos
 ORPHAN_POLL = 0.2  # seconds between a worker's checks that its build is still there
 
 
-# A value, never changed once made, but not ``frozen=True``: a frozen dataclass costs 1.8 µs
-# to make instead of 0.4, and a full scan makes one per seed (100,000).
-@dataclass(slots=True)
 class FileResult:
-    """One seed file's outcome in a scan; ``article`` or ``error`` (or neither: unchanged)."""
+    """One seed file's outcome in a scan; ``article`` or ``error`` (or neither: unchanged).
 
-    path: str  # as stored: valid UTF-8 (see ``seeds.stored_path``)
-    size: int = 0
-    mtime_ns: int = 0
-    ctime_ns: int = 0
-    inode: int = 0
-    file_hash: str | None = None
-    article: Article | None = None
-    error: SeedError | None = None
-    unchanged: bool = False
-    gone: bool = False
-    prev: FileState | None = None
-    hashed: bool = False  # its bytes were read in this scan (not trusted from the stat)
+    A value, never changed once made; a plain class with slots, not a dataclass: a full scan
+    makes one per seed (a frozen dataclass costs 1.8 µs to make instead of 0.4), and
+    ``article`` is a property. A worker of a cold build sends the article packed beside its
+    ``row`` (``rows.py``): it is unpacked only when asked for, and the bulk load of a cold
+    build asks only for the row and the ``warnings``.
+    """
+
+    __slots__ = (
+        "_article",
+        "_packed",
+        "_warnings",
+        "ctime_ns",
+        "error",
+        "file_hash",
+        "gone",
+        "hashed",
+        "inode",
+        "mtime_ns",
+        "path",
+        "prev",
+        "row",
+        "size",
+        "unchanged",
+    )
+
+    def __init__(
+        self,
+        path: str,  # as stored: valid UTF-8 (see ``seeds.stored_path``)
+        size: int = 0,
+        mtime_ns: int = 0,
+        ctime_ns: int = 0,
+        inode: int = 0,
+        file_hash: str | None = None,
+        article: Article | None = None,
+        error: SeedError | None = None,
+        unchanged: bool = False,
+        gone: bool = False,
+        prev: FileState | None = None,
+        hashed: bool = False,  # its bytes were read in this scan (not trusted from the stat)
+        row: NewArticle | None = None,  # the article as a new ledger entry (``rows.py``)
+        packed: tuple[tuple[Any, ...], tuple[str, ...]] | None = None,  # (packed, warnings)
+    ) -> None:
+        self.path = path
+        self.size = size
+        self.mtime_ns = mtime_ns
+        self.ctime_ns = ctime_ns
+        self.inode = inode
+        self.file_hash = file_hash
+        self._article = article
+        self._packed = packed
+        self._warnings = packed[1] if packed is not None else None
+        self.error = error
+        self.unchanged = unchanged
+        self.gone = gone
+        self.prev = prev
+        self.hashed = hashed
+        self.row = row
+
+    @property
+    def article(self) -> Article | None:
+        """The parsed article (unpacked on first use when a worker sent it)."""
+        if self._packed is not None:
+            self._article, self._packed = unpack_article(self._packed[0]), None
+        return self._article
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The article's warnings (without unpacking it); none without an article."""
+        if self._warnings is not None:
+            return self._warnings
+        return self._article.warnings if self._article is not None else ()
 
     @property
     def stamp(self) -> tuple[int, int, int, int]:
         return (self.size, self.mtime_ns, self.ctime_ns, self.inode)
+
+    def __repr__(self) -> str:
+        shown = "gone" if self.gone else "unchanged" if self.unchanged else "read"
+        return f"FileResult({self.path!r}, {shown}, error={self.error!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +343,8 @@ class Scanner:
         def pooled() -> Iterator[FileResult]:
             """Every file read and parsed in worker processes; results in ``order``."""
             todo = [(rel, states.get(path)) for path, rel in order]
-            scanned = self._scan_pooled(todo, now, racy, workers)
+            # an empty store (a cold build) takes every article as new: the workers make rows
+            scanned = self._scan_pooled(todo, now, racy, workers, rows=store.is_empty())
             for (path, rel), (_, prev), result in zip(order, todo, scanned, strict=True):
                 if on_file is not None:
                     on_file(rel)
@@ -345,13 +408,21 @@ class Scanner:
         return min(max(cores, 2), 4)
 
     def _scan_pooled(
-        self, todo: list[tuple[str, FileState | None]], now: datetime, racy_ns: int, workers: int
+        self,
+        todo: list[tuple[str, FileState | None]],
+        now: datetime,
+        racy_ns: int,
+        workers: int,
+        *,
+        rows: bool = False,
     ) -> Iterator[FileResult | None]:
         """``scan_one`` (reparse) of every file in worker processes; results in ``todo``'s order.
 
         At most ``POOL_WINDOW`` tasks per worker are in flight, so memory stays flat however
         many files there are. The workers are forked or spawned (``_start_method``) and exit
-        by themselves when the build is killed.
+        by themselves when the build is killed. ``rows``: a worker also makes each article's
+        row as a new ledger entry (``rows.new_article``), so the main process of a cold build
+        only writes it.
         """
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -366,7 +437,7 @@ class Scanner:
         try:
             for start in range(0, len(todo), POOL_CHUNK):
                 chunk = todo[start : start + POOL_CHUNK]
-                pending.append(executor.submit(_scan_chunk, chunk, now, racy_ns))
+                pending.append(executor.submit(_scan_chunk, chunk, now, racy_ns, rows))
                 if len(pending) >= POOL_WINDOW * workers:
                     yield from map(_unpack, pending.popleft().result())
             while pending:
@@ -481,12 +552,14 @@ class Scanner:
 _Packed = (
     tuple[
         tuple[str, int, int, int, int, str | None, bool, FileState | None, bool],
-        tuple[Any, ...] | None,
+        tuple[tuple[Any, ...], tuple[str, ...]] | None,
         tuple[type[SeedError], str, int, str] | None,
+        NewArticle | None,
     ]
     | None
 )
 _WORKER: Scanner | None = None
+_FEEDS: FeedSet | None = None
 
 
 def _load() -> float:
@@ -509,8 +582,9 @@ def _start_method() -> str:
 
 def _start_worker(settings: Settings, parent: int) -> None:
     """A worker's set-up; ``parent``: the build's pid (it may be gone already)."""
-    global _WORKER
+    global _WORKER, _FEEDS
     _WORKER = Scanner(settings)
+    _FEEDS = FeedSet(settings)
     threading.Thread(target=_orphan_watch, args=(parent,), daemon=True).start()
 
 
@@ -522,31 +596,35 @@ def _orphan_watch(parent: int) -> None:
 
 
 def _scan_chunk(
-    chunk: list[tuple[str, FileState | None]], now: datetime, racy_ns: int
+    chunk: list[tuple[str, FileState | None]], now: datetime, racy_ns: int, rows: bool
 ) -> list[_Packed]:
-    scanner = _WORKER
+    scanner, feeds = _WORKER, _FEEDS
     assert scanner is not None, "the pool's initializer did not run"
+    assert feeds is not None
+    settings = scanner.settings
     out: list[_Packed] = []
     for rel, prev in chunk:
         result = scanner.scan_one(rel, prev, now, reread=False, reparse=True, racy_ns=racy_ns)
         if result is None:
             out.append(None)
             continue
-        article = pack_article(result.article) if result.article is not None else None
+        a, row = result.article, None
+        if a is not None and rows:
+            row = new_article(a, authority=settings.id_authority, tz=settings.tz, feeds=feeds)
+        article = (pack_article(a), a.warnings) if a is not None else None
         e = result.error
         facts = (type(e), e.path, e.line, e.reason) if e is not None else None
         r = result
         head = (r.path, *r.stamp, r.file_hash, r.unchanged, r.prev, r.hashed)
-        out.append((head, article, facts))
+        out.append((head, article, facts, row))
     return out
 
 
 def _unpack(packed: _Packed) -> FileResult | None:
     if packed is None:
         return None
-    (path, size, mtime_ns, ctime_ns, inode, file_hash, unchanged, prev, hashed), article, facts = (
-        packed
-    )
+    head, article, facts, row = packed
+    path, size, mtime_ns, ctime_ns, inode, file_hash, unchanged, prev, hashed = head
     return FileResult(
         path,
         size,
@@ -554,9 +632,10 @@ def _unpack(packed: _Packed) -> FileResult | None:
         ctime_ns,
         inode,
         file_hash,
-        article=unpack_article(article) if article is not None else None,
+        packed=article,  # unpacked when asked for (``FileResult.article``)
         error=facts[0](facts[1], facts[2], facts[3]) if facts is not None else None,
         unchanged=unchanged,
         prev=prev,
         hashed=hashed,
+        row=row,
     )

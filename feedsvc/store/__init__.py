@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..config import Settings
 from ..errors import StoreError
-from .base import ArticleRow, FileState, Member, Stamp, Store, StoreSummary
+from .base import ArticleRow, FileState, Member, NewArticle, Stamp, Store, StoreSummary
 from .documents import DocumentRef, StoredDocument
 from .inbox import InboxRow
 from .sqlite import (
@@ -40,6 +40,7 @@ __all__ = [
     "FileState",
     "InboxRow",
     "Member",
+    "NewArticle",
     "SQLiteStore",
     "Stamp",
     "Store",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ..models import Entry
 from .documents import DocumentRef, StoredDocument
@@ -48,6 +48,21 @@ class ArticleRow:
     content_hash: str
     first_seen: datetime
     updated: datetime
+
+
+class NewArticle(NamedTuple):
+    """A new article in the store's row form (``add_articles``), made once where it was parsed.
+
+    Its ``updated`` is its ``published`` (a new entry's first version); a tuple, cheap to
+    pickle from a worker process.
+    """
+
+    key: str
+    entry_id: str
+    content_hash: str
+    published: str  # UTC ISO 8601, as the ``articles`` and ``members`` columns hold it
+    article: str  # the ``Entry`` as JSON, warnings left out (the ``articles.article`` column)
+    feeds: tuple[str, ...]  # the feeds it is in: distinct, sorted
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +125,9 @@ class Store(Protocol):
     def is_empty(self) -> bool: ...
     def bulk_indexes(self, *, built: bool) -> None: ...
     def add_files(self, states: Iterable[FileState]) -> None: ...
-    def add_articles(self, rows: Iterable[tuple[Entry, str, datetime, Iterable[str]]]) -> None: ...
+    def add_articles(
+        self, rows: Iterable[tuple[NewArticle, str]], first_seen: datetime
+    ) -> None: ...
 
     def paths_with_keys(self, keys: Iterable[str]) -> dict[str, list[str]]: ...
     def paths_with_key(self, key: str) -> list[str]: ...

@@ -183,6 +183,9 @@ class PostgresStore(SQLStore):
     def __enter__(self) -> PostgresStore:
         return self
 
+    def damaged(self, detail: str) -> StoreError:
+        return StoreError(self.where, f"the store is damaged ({detail})", damaged=True)
+
     def __exit__(
         self,
         typ: type[BaseException] | None,

@@ -19,9 +19,11 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from pydantic_core import from_json
+
 from ..errors import StoreError
-from ..models import Entry
-from .base import ArticleRow, FileState, Member, Stamp
+from ..models import Block, Entry, trusted
+from .base import ArticleRow, FileState, Member, NewArticle, Stamp
 from .documents import DOCUMENTS_TABLE, DocumentQueries
 from .inbox import INBOX_TABLE, InboxQueries
 
@@ -107,6 +109,60 @@ INDEXES: tuple[tuple[str, str], ...] = tuple(
 
 def iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
+
+
+READ_BATCH = 500  # keys per ``IN (...)`` query of ``articles`` (SQLite allows 32,766 params)
+_TEXT_FIELDS = ("key", "source", "title", "lead", "language", "content_hash", "entry_id")
+_new, _setattr = object.__new__, object.__setattr__
+
+
+def stored_entry(raw: str | bytes) -> Entry:
+    """The ``Entry`` of an ``articles.article`` JSON text that this store wrote.
+
+    No pydantic validation: the store wrote only validated entries (``put_article``,
+    ``add_articles``), so the JSON is decoded and its shape checked, nothing more (a
+    validation costs about twice as much, twice per article in a cold build with pages and
+    archives: its patterns run over every text again). Garbage inside a
+    record is ``quick_check``'s and ``check_store``'s to find; what gets this far raises
+    ``ValueError`` (or ``KeyError``/``TypeError``), which the store turns into a
+    ``StoreError`` naming the article. Fields retired since (``word_count``) are ignored.
+    """
+    d = from_json(raw)  # (pydantic-core's JSON parser: faster than ``json.loads``)
+    if any(type(d[name]) is not str for name in _TEXT_FIELDS):
+        raise ValueError("a text field is not a string")
+    body = []
+    for block in d["body"]:  # ``models.blocks``, the decoded dict kept as the ``__dict__``
+        if len(block) != 2 or type(block["text"]) is not str:
+            raise ValueError("a body block is not a kind and a text")
+        made = _new(Block)
+        _setattr(made, "__dict__", block)
+        _setattr(made, "__pydantic_fields_set__", {"kind", "text"})
+        _setattr(made, "__pydantic_extra__", None)
+        _setattr(made, "__pydantic_private__", None)
+        body.append(made)
+    if not body:
+        raise ValueError("no body")
+    fields = {
+        "key": d["key"],
+        "source": d["source"],
+        "title": d["title"],
+        "lead": d["lead"],
+        "body": tuple(body),
+        "published": _aware(d["published"]),
+        "updated": _aware(d["updated"]),
+        "language": d["language"],
+        "content_hash": d["content_hash"],
+        "warnings": (),  # not stored (``exclude={"warnings"}``)
+        "entry_id": d["entry_id"],
+    }
+    return trusted(Entry, fields)
+
+
+def _aware(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError(f"a date without a UTC offset: {text!r}")
+    return value
 
 
 # Each table and its primary key: what ``migrate-store`` copies, row for row.
@@ -219,6 +275,22 @@ class SQLStore(DocumentQueries, InboxQueries):
         if self.dialect.wake is not None:
             channel = self.dialect.channel(self.site_id)
             self._db.execute(self.dialect.wake, (channel, self.dialect.payload(topic)))
+
+    def damaged(self, detail: str) -> StoreError:
+        """The error for garbage inside a record of this store (a backend names itself)."""
+        return StoreError(
+            self.site_id or "the store", f"the store is damaged ({detail})", damaged=True
+        )
+
+    def _entry(self, key: str, raw: str | bytes) -> Entry:
+        """``stored_entry`` of ``key``'s row; one ``StoreError`` naming it if it is garbage."""
+        try:
+            entry = stored_entry(raw)
+        except (ValueError, KeyError, TypeError) as e:
+            raise self.damaged(f"article {key} does not validate: {e}") from e
+        if entry.key != key:
+            raise self.damaged(f"article {key} does not validate: it holds {entry.key!r}")
+        return entry
 
     # --- meta -------------------------------------------------------------------------
     def get_meta(self, name: str) -> str | None:
@@ -402,29 +474,22 @@ class SQLStore(DocumentQueries, InboxQueries):
             ],
         )
 
-    def add_articles(self, rows: Iterable[tuple[Entry, str, datetime, Iterable[str]]]) -> None:
+    def add_articles(self, rows: Iterable[tuple[NewArticle, str]], first_seen: datetime) -> None:
         """``put_article`` + ``set_members`` for keys the ledger has never seen, at once.
 
-        ``rows``: (entry, path, first_seen, feeds). A key already there is the caller's bug:
-        the insert fails (the build rolls back) rather than overwrite a ledger entry.
+        ``rows``: (the article's row form, its path), all first seen at ``first_seen``. A key
+        already there is the caller's bug: the insert fails (the build rolls back) rather
+        than overwrite a ledger entry.
         """
+        seen = iso(first_seen)
         articles = []
         members = []
-        for entry, path, first_seen, feeds in rows:
-            published = iso(entry.published)
+        for new, path in rows:
+            key, published = new.key, new.published
             articles.append(
-                (
-                    entry.key,
-                    entry.entry_id,
-                    path,
-                    entry.content_hash,
-                    published,
-                    iso(first_seen),
-                    published if entry.updated == entry.published else iso(entry.updated),
-                    entry.model_dump_json(exclude={"warnings"}),
-                )
+                (key, new.entry_id, path, new.content_hash, published, seen, published, new.article)
             )
-            members += [(feed, entry.key, published) for feed in sorted(set(feeds))]
+            members += [(feed, key, published) for feed in new.feeds]
         self._db.executemany(
             "INSERT INTO articles (key, entry_id, path, content_hash, published, first_seen,"
             " updated, article) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -576,11 +641,11 @@ class SQLStore(DocumentQueries, InboxQueries):
         An entry with an archive place is never in a current document; ties broken by key.
         """
         rows = self._db.execute(
-            "SELECT a.article FROM members m JOIN articles a ON a.key = m.key"
+            "SELECT a.key, a.article FROM members m JOIN articles a ON a.key = m.key"
             " WHERE m.feed = ? AND m.seq IS NULL ORDER BY m.published DESC, m.key DESC LIMIT ?",
             (feed, limit),
         )
-        return [Entry.model_validate_json(r[0]) for r in rows]
+        return [self._entry(key, raw) for key, raw in rows]
 
     def unarchived_after(self, feed: str, newest: int) -> list[str]:
         """Keys without an archive place past the newest ``newest`` of them, oldest first."""
@@ -622,12 +687,12 @@ class SQLStore(DocumentQueries, InboxQueries):
     def archived(self, feed: str, first: int, stop: int) -> list[Entry]:
         """Articles with archive places in ``[first, stop)``, newest first."""
         rows = self._db.execute(
-            "SELECT a.article FROM members m JOIN articles a ON a.key = m.key"
+            "SELECT a.key, a.article FROM members m JOIN articles a ON a.key = m.key"
             " WHERE m.feed = ? AND m.seq >= ? AND m.seq < ?"
             " ORDER BY m.published DESC, m.key DESC",
             (feed, first, stop),
         )
-        return [Entry.model_validate_json(r[0]) for r in rows]
+        return [self._entry(key, raw) for key, raw in rows]
 
     # --- the output manifest: what the builds wrote into feeds/, as they left it ---------------
     def output_stamps(
@@ -677,23 +742,26 @@ class SQLStore(DocumentQueries, InboxQueries):
         return [r[0] for r in rows]
 
     def articles(self, keys: Iterable[str]) -> list[Entry]:
-        """The published articles among ``keys``."""
-        out = []
-        for key in keys:
-            row = self._db.execute(
-                "SELECT article FROM articles WHERE key = ? AND path IS NOT NULL", (key,)
-            ).fetchone()
-            if row is not None:
-                out.append(Entry.model_validate_json(row[0]))
-        return out
+        """The published articles among ``keys``, in their order (``READ_BATCH`` a query)."""
+        wanted = list(keys)
+        found: dict[str, Any] = {}
+        for at in range(0, len(wanted), READ_BATCH):
+            batch = wanted[at : at + READ_BATCH]
+            rows = self._db.execute(
+                "SELECT key, article FROM articles"
+                f" WHERE path IS NOT NULL AND key IN ({', '.join('?' * len(batch))})",
+                tuple(batch),
+            )
+            found.update(rows)
+        return [self._entry(key, found[key]) for key in wanted if key in found]
 
     def iter_live_articles(self) -> Iterator[Entry]:
         """Every published article, one at a time (memory stays flat on a large corpus)."""
         cursor = self._db.execute(
-            "SELECT article FROM articles WHERE path IS NOT NULL ORDER BY key"
+            "SELECT key, article FROM articles WHERE path IS NOT NULL ORDER BY key"
         )
-        for (raw,) in cursor:
-            yield Entry.model_validate_json(raw)
+        for key, raw in cursor:
+            yield self._entry(key, raw)
 
     def live_listing(self) -> list[tuple[str, str, str, str]]:
         """(published, first_seen, key, content_hash) of every published article, oldest
@@ -725,13 +793,14 @@ class SQLStore(DocumentQueries, InboxQueries):
     def live_articles(self, limit: int | None = None) -> list[Entry]:
         """Published articles, newest first; ties broken by key so output is stable."""
         sql = (
-            "SELECT article FROM articles WHERE path IS NOT NULL ORDER BY published DESC, key DESC"
+            "SELECT key, article FROM articles WHERE path IS NOT NULL"
+            " ORDER BY published DESC, key DESC"
         )
         params: tuple[int, ...] = ()
         if limit is not None:
             sql += " LIMIT ?"
             params = (limit,)
-        return [Entry.model_validate_json(r[0]) for r in self._db.execute(sql, params)]
+        return [self._entry(key, raw) for key, raw in self._db.execute(sql, params)]
 
     def count_live(self) -> int:
         return int(

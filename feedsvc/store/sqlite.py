@@ -257,6 +257,9 @@ class SQLiteStore(SQLStore):
     def close(self) -> None:
         self._db.close()
 
+    def damaged(self, detail: str) -> StoreError:
+        return StoreError(self.path, _damaged(detail), damaged=True)
+
     def _record_stamp(self) -> None:
         """After a clean close: the file as we left it, so the next open can skip quick_check."""
         try:

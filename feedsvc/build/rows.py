@@ -1,0 +1,40 @@
+"""A new article in the store's row form, made once, where it is parsed (#9).
+
+A cold build loads an empty store in batches (``Ledger._record_new``): every article is new,
+its id is the first one ``ledger.mint_id`` would try, and its row (the JSON the store keeps,
+the dates as stored, the feeds it is in) follows from the article and the settings alone.
+So the process pool's workers make it beside the parse (``scan._scan_chunk``) and the main
+process only writes it; a build without the pool makes it in ``_record_new``, with the same
+function, so both write the same bytes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, tzinfo
+
+from ..models import Article, Entry
+from ..store import NewArticle
+from .feeds import FeedSet
+
+
+def first_entry_id(article: Article, *, authority: str, tz: tzinfo) -> str:
+    """``mint_id``'s first candidate: a ``tag:`` URI of the article's local day and key."""
+    day = article.published.astimezone(tz).date().isoformat()
+    return f"tag:{authority},{day}:{article.key}"
+
+
+def new_article(article: Article, *, authority: str, tz: tzinfo, feeds: FeedSet) -> NewArticle:
+    """``article`` as a new ledger entry (its first version: ``updated`` is ``published``)."""
+    entry = Entry.of(
+        article,
+        entry_id=first_entry_id(article, authority=authority, tz=tz),
+        updated=article.published,
+    )
+    return NewArticle(
+        article.key,
+        entry.entry_id,
+        article.content_hash,
+        article.published.astimezone(UTC).isoformat(),  # ``store.sql.iso``
+        entry.model_dump_json(exclude={"warnings"}),
+        tuple(sorted(set(feeds.feeds_for(entry)))),
+    )

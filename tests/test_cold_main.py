@@ -1,0 +1,156 @@
+"""The main process of a cold build (#9): what it reads back, and what it leaves to the workers.
+
+Articles the store wrote itself are read back without a pydantic validation and in batches,
+not one query per article; garbage inside one stored article is still one ``StoreError``
+naming it. A cold build's new rows (the article's JSON, dates, feeds) are made once, in the
+pool's workers when there is a pool, and come out the same as those the ledger makes
+itself (tests/test_cold.py compares every byte of the feeds and every row).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from feedsvc import Publisher, load_settings
+from feedsvc.build.feeds import FeedSet
+from feedsvc.build.rows import new_article
+from feedsvc.build.scan import Scanner
+from feedsvc.models import Entry
+from feedsvc.store import FileState, Store
+from feedsvc.store.sql import stored_entry
+
+from .conftest import SAMPLE, Project, seed_text
+
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+SEEDS = 120
+
+
+def _corpus(root: Path, n: int = SEEDS) -> Path:
+    seeds = root / "seeds"
+    (seeds / "sport").mkdir(parents=True)
+    (seeds / "000_98f79bfdbc50e318.txt").write_bytes(SAMPLE.read_bytes())
+    for i in range(1, n):
+        folder = seeds / ("sport" if i % 4 == 0 else "")
+        body = f"Erster Absatz {i}.\n\nZwischentitel\n\nZweiter Absatz mit mehr Text {i}."
+        when = f"20{10 + i % 15}-{i % 12 + 1:02d}"
+        text = seed_text(f"Meldung {i} über den Stand der Dinge.", date=when, body=body)
+        (folder / f"{i:03d}_{i:016x}.txt").write_text(text)
+    return seeds
+
+
+def _publisher(root: Path, seeds: Path, **more: Any) -> Publisher:
+    settings = load_settings(
+        env={},
+        overrides={
+            "seeds_dir": seeds,
+            "feeds_dir": root / "feeds",
+            "state_dir": root / "state",
+            "base_url": "https://news.example.org/",
+            "detect_language": False,
+            "category_feeds": True,
+            "max_items": 10,
+            "archive_page_size": 50,
+            **more,
+        },
+    )
+    return Publisher(settings, clock=lambda: NOW)
+
+
+def _stored(state: Path) -> Iterator[tuple[str, str]]:
+    db = sqlite3.connect(state / "feedsvc.sqlite3")
+    try:
+        yield from db.execute("SELECT key, article FROM articles ORDER BY key")
+    finally:
+        db.close()
+
+
+def test_a_cold_build_reads_its_articles_back_in_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages and archive pages of 120 articles: a handful of reads, not one per article."""
+    publisher = _publisher(tmp_path, _corpus(tmp_path))
+    statements: list[str] = []
+    opened = Publisher.open_store
+
+    def traced(self: Publisher, *, verify: bool = False) -> Store:
+        store = opened(self, verify=verify)
+        store._db.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+        return store
+
+    monkeypatch.setattr(Publisher, "open_store", traced)
+    report = publisher.build()
+    assert report.new == SEEDS, report
+    assert len(list((tmp_path / "feeds" / "articles").glob("*.html"))) == SEEDS
+    assert (tmp_path / "feeds" / "archive" / "1.xml").is_file()  # 110 archived: pages 0, 1, 2
+    reads = [s for s in statements if s.startswith("SELECT") and "article FROM" in s]
+    assert 0 < len(reads) <= SEEDS // 10, reads
+
+
+def test_what_the_store_wrote_reads_back_as_pydantic_would_read_it(tmp_path: Path) -> None:
+    """``stored_entry`` (no validation) gives what ``Entry.model_validate_json`` gives."""
+    seeds = _corpus(tmp_path, 30)
+    (seeds / "zzz_00000000000000ee.txt").write_text(  # a date with an offset, warnings
+        seed_text("Mit\x07Steuerzeichen.", date="2024-06-30T23:30:00+02:00")
+    )
+    _publisher(tmp_path, seeds).build()
+    rows = list(_stored(tmp_path / "state"))
+    assert len(rows) == 31
+    for _key, raw in rows:
+        ours, theirs = stored_entry(raw), Entry.model_validate_json(raw)
+        assert ours == theirs
+        assert ours.model_dump_json() == theirs.model_dump_json()
+        assert ours.published.utcoffset() == theirs.published.utcoffset()
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    ['{"key": "', '{"key": "{key}", "title": 5}', '["not", "an", "article"]', "{}"],
+)
+def test_garbage_in_one_stored_article_is_one_store_error_naming_it(
+    project: Project, garbage: str
+) -> None:
+    for i in range(1, 4):
+        name = f"{i:03d}_{i:016x}.txt"
+        project.write_seed(name, seed_text(f"Meldung {i} des Tages.", date=f"2024-{i:02d}"))
+    assert project.build().exit_code == 0
+    key = f"{2:016x}"
+    db = sqlite3.connect(project.state / "feedsvc.sqlite3")
+    with db:
+        db.execute(
+            "UPDATE articles SET article = ? WHERE key = ?", (garbage.replace("{key}", key), key)
+        )
+    db.close()
+    (project.feeds / "articles" / f"{key}.html").unlink()  # its page is written again
+
+    result = project.build()
+
+    assert result.exit_code == 1, result.output
+    assert result.output.count("\n") == 1, result.output
+    assert "the store is damaged" in result.output, result.output
+    assert f"article {key} does not validate" in result.output, result.output
+
+
+@pytest.mark.timeout(120)
+def test_the_pool_makes_the_rows_of_a_cold_build(tmp_path: Path) -> None:
+    """The workers send each article's row along, the one the ledger would make itself, so
+    the main process only writes it; asked for none (a store that is not empty: the ledger
+    looks ids up), they send none."""
+    seeds = _corpus(tmp_path, 40)
+    settings = _publisher(tmp_path, seeds).settings
+    scanner, feeds = Scanner(settings), FeedSet(settings)
+    todo: list[tuple[str, FileState | None]] = [(rel, None) for rel in scanner.list_seeds()]
+    for rows in (True, False):
+        results = [r for r in scanner._scan_pooled(todo, NOW, 0, 2, rows=rows) if r is not None]
+        assert len(results) == 40
+        for result in results:
+            assert result.article is not None
+            made = new_article(
+                result.article, authority=settings.id_authority, tz=settings.tz, feeds=feeds
+            )
+            assert result.row == (made if rows else None)
