@@ -38,15 +38,24 @@ GENERATOR_URI = "https://github.com/feedsvc/feedsvc"
 
 
 @dataclass(frozen=True, slots=True)
-class _Texts:
-    """One article's texts as every format writes them, escaped once for all of them."""
+class _XmlTexts:
+    """An article's texts as the Atom and RSS entry writer writes them (XML text)."""
 
-    html: str  # ``article_html``: JSON Feed's content_html
-    content: str  # the HTML escaped for XML text: Atom content, RSS content:encoded
-    title: str  # escaped for XML text
-    summary: str  # the lead escaped for XML text: Atom summary
-    description: str  # the lead as HTML, escaped for XML text: RSS description
+    content: str  # the HTML: Atom content, RSS content:encoded
+    title: str
+    summary: str  # the lead: Atom summary
+    description: str  # the lead as HTML: RSS description
+
+
+@dataclass(slots=True)
+class _Texts:
+    """One article's texts, escaped once for every format (the XML ones when first asked:
+    an article page needs the HTML only)."""
+
+    html: str  # ``article_html``: JSON Feed's content_html, the article page's content
+    lead: str  # the lead as HTML
     plain: bool  # no CR (lxml writes ``&#13;``), no NUL: the entry writer may write them
+    xml: _XmlTexts | None = None
 
 
 # What the entry writer leaves to lxml (feedgen): a character lxml refuses (controls, lone
@@ -93,18 +102,26 @@ def _texts(article: Article) -> _Texts:
         parts.append(f"<{tag}>{text}</{tag}>")
     html = "\n".join(parts)
     plain = separated and "\r" not in joined and "\r" not in article.title
-    done = _Texts(
-        html=html,
-        content=_xml(html),
-        title=_xml(article.title),
-        summary=_xml(article.lead),
-        description=_xml(escaped[0]),
-        plain=plain,
-    )
+    done = _Texts(html=html, lead=escaped[0], plain=plain)
     if len(_TEXTS) >= _TEXTS_KEPT:
         _TEXTS.pop(next(iter(_TEXTS)), None)  # the oldest
     _TEXTS[id(article)] = (article, done)
     return done
+
+
+def _xml_texts(article: Article) -> _XmlTexts | None:
+    """The article's texts as XML text; None when the entry writer must not write them."""
+    texts = _texts(article)
+    if not texts.plain:
+        return None
+    if texts.xml is None:
+        texts.xml = _XmlTexts(
+            content=_xml(texts.html),
+            title=_xml(article.title),
+            summary=_xml(article.lead),
+            description=_xml(texts.lead),
+        )
+    return texts.xml
 
 
 def article_html(article: Article) -> str:
@@ -275,7 +292,7 @@ def _rfc2822(value: datetime) -> str:
     return f"{_DAYS[value.weekday()]}, {value:%d} {_MONTHS[value.month - 1]} {value:%Y %H:%M:%S %z}"
 
 
-def _atom_entry(article: Entry, texts: _Texts, link: str, language: str) -> str:
+def _atom_entry(article: Entry, texts: _XmlTexts, link: str, language: str) -> str:
     """One ``<entry>`` as feedgen builds it and lxml pretty-prints it (feedgen writes the
     entry's link without its rel and type)."""
     lang = f' xml:lang="{_attr(article.language)}"' if article.language != language else ""
@@ -295,7 +312,7 @@ def _atom_entry(article: Entry, texts: _Texts, link: str, language: str) -> str:
     )
 
 
-def _rss_item(article: Entry, texts: _Texts, link: str) -> str:
+def _rss_item(article: Entry, texts: _XmlTexts, link: str) -> str:
     """One ``<item>`` as feedgen builds it and lxml pretty-prints it."""
     permalink = "true" if article.entry_id.startswith(("http://", "https://")) else "false"
     category = category_of(article.source)
@@ -334,10 +351,10 @@ def _write(
     language = spec.language or meta.language
     entries: list[bytes] = []
     for article in articles:
-        texts = _texts(article)
+        texts = _xml_texts(article)
         link = article_link(article, meta)
         category = category_of(article.source) or ""
-        if not texts.plain or _NOT_PLAIN_ATTR.search(
+        if texts is None or _NOT_PLAIN_ATTR.search(
             f"{article.entry_id}{link}{article.language}{category}"
         ):
             entries.clear()
