@@ -369,7 +369,7 @@ def _write(
     if whole or not entries:
         return head
     close = _CLOSE[fmt]
-    if not head.endswith(close):  # pragma: no cover - lxml always ends the document so
+    if not head.endswith(close):  # pragma: no cover - lxml ends every document so
         raise AssertionError(f"feedgen's {fmt} head ends in {head[-40:]!r}")
     return b"".join((head[: -len(close)], *entries, close))
 
