@@ -1,16 +1,20 @@
 """Atom 1.0 and RSS 2.0 from articles (feedgen): pure, no clock, no I/O, no state but a cache.
 
 Every date comes from the data, so the same articles always give the same bytes. HTML is built
-here, from escaped text, only for the entries being written (the last few kept, by identity).
+here, from escaped text, only for the entries being written (the last few kept, by identity,
+escaped once for every format). feedgen writes a document's head; its entries are written
+here as text, the bytes feedgen and lxml would write (#9: building and serializing an element
+tree per entry cost more than the rest of the page).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
-from typing import Any
+from typing import Any, Literal
 
 from feedgen.ext.base import BaseExtension
 from feedgen.feed import FeedGenerator
@@ -33,35 +37,96 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 GENERATOR_URI = "https://github.com/feedsvc/feedsvc"
 
 
-_SPECIAL = re.compile("[&<>\"']")  # what ``html.escape`` replaces
+@dataclass(frozen=True, slots=True)
+class _XmlTexts:
+    """An article's texts as the Atom and RSS entry writer writes them (XML text)."""
+
+    content: str  # the HTML: Atom content, RSS content:encoded
+    title: str
+    summary: str  # the lead: Atom summary
+    description: str  # the lead as HTML: RSS description
 
 
-def _escape(text: str) -> str:
-    """``html.escape(text)``; most paragraphs have nothing to escape, and are returned as is."""
-    return escape(text) if _SPECIAL.search(text) else text
+@dataclass(slots=True)
+class _Texts:
+    """One article's texts, escaped once for every format (the XML ones when first asked:
+    an article page needs the HTML only)."""
+
+    html: str  # ``article_html``: JSON Feed's content_html, the article page's content
+    lead: str  # the lead as HTML
+    plain: bool  # no CR (lxml writes ``&#13;``), no NUL: the entry writer may write them
+    xml: _XmlTexts | None = None
 
 
-# The last articles' HTML, by identity: one page or feed document renders the same entries in
+# What the entry writer leaves to lxml (feedgen): a character lxml refuses (controls, lone
+# surrogates, U+FFFE/U+FFFF) or writes as a character reference (CR, C1 controls; in an
+# attribute, tab and newline too). An article's texts are ``XmlText``, which has none of these
+# but CR (a 4 KB regex search costs as much as escaping the text: only CR is looked for there);
+# ids, links, languages and categories are searched. An entry with one is rendered through
+# feedgen instead, which refuses it or writes it as before.
+_NOT_PLAIN_ATTR = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_SEP = "\x00"  # joins an article's texts to escape them in one call; never in an XmlText
+
+
+def _xml(text: str) -> str:
+    """``text`` as libxml2 writes a text node (given no CR and no character lxml refuses)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _attr(text: str) -> str:
+    """``text`` as libxml2 writes an attribute value (no character ``_NOT_PLAIN_ATTR`` finds)."""
+    return _xml(text).replace('"', "&quot;")
+
+
+# The last articles' texts, by identity: one page or feed document renders the same entries in
 # several formats (and a budget search renders a page more than once). Identity, not
 # equality: an article is frozen, and the entry is held, so its id cannot be reused meanwhile.
-_HTML: dict[int, tuple[Article, str]] = {}
-_HTML_KEPT = 256
+# Bounded: an archive page's or a default feed's entries (50) fit, twice over; never the corpus.
+# (About 20 KB an article: 128 of them hold what 256 HTML strings held before #9.)
+_TEXTS: dict[int, tuple[Article, _Texts]] = {}
+_TEXTS_KEPT = 128
+
+
+def _texts(article: Article) -> _Texts:
+    kept = _TEXTS.get(id(article))
+    if kept is not None and kept[0] is article:
+        return kept[1]
+    texts = [article.lead, *(block.text for block in article.body)]
+    joined = _SEP.join(texts)
+    separated = joined.count(_SEP) == len(texts) - 1
+    # html.escape of each text, in one call
+    escaped = escape(joined).split(_SEP) if separated else [escape(t) for t in texts]
+    parts = [f"<p><strong>{escaped[0]}</strong></p>"]
+    for block, text in zip(article.body, escaped[1:], strict=True):
+        tag = "h2" if block.kind == "subheading" else "p"
+        parts.append(f"<{tag}>{text}</{tag}>")
+    html = "\n".join(parts)
+    plain = separated and "\r" not in joined and "\r" not in article.title
+    done = _Texts(html=html, lead=escaped[0], plain=plain)
+    if len(_TEXTS) >= _TEXTS_KEPT:
+        _TEXTS.pop(next(iter(_TEXTS)), None)  # the oldest
+    _TEXTS[id(article)] = (article, done)
+    return done
+
+
+def _xml_texts(article: Article) -> _XmlTexts | None:
+    """The article's texts as XML text; None when the entry writer must not write them."""
+    texts = _texts(article)
+    if not texts.plain:
+        return None
+    if texts.xml is None:
+        texts.xml = _XmlTexts(
+            content=_xml(texts.html),
+            title=_xml(article.title),
+            summary=_xml(article.lead),
+            description=_xml(texts.lead),
+        )
+    return texts.xml
 
 
 def article_html(article: Article) -> str:
     """The entry's full content as HTML: lead, paragraphs and ``<h2>`` subheadings, escaped."""
-    kept = _HTML.get(id(article))
-    if kept is not None and kept[0] is article:
-        return kept[1]
-    parts = [f"<p><strong>{_escape(article.lead)}</strong></p>"]
-    for block in article.body:
-        tag = "h2" if block.kind == "subheading" else "p"
-        parts.append(f"<{tag}>{_escape(block.text)}</{tag}>")
-    html = "\n".join(parts)
-    if len(_HTML) >= _HTML_KEPT:
-        _HTML.pop(next(iter(_HTML)), None)  # the oldest
-    _HTML[id(article)] = (article, html)
-    return html
+    return _texts(article).html
 
 
 def article_link(article: Article, meta: FeedMeta) -> str:
@@ -140,7 +205,10 @@ def _generator(
     paging: Paging,
     self_type: str,
     updated: datetime | None,
+    *,
+    entries: bool = True,
 ) -> FeedGenerator:
+    """The document through feedgen; ``entries=False``: its head only (``_write`` adds them)."""
     fg = FeedGenerator()
     fg.id(f"{meta.base_url}{spec.file('atom')}")
     fg.title(spec.title)
@@ -190,7 +258,7 @@ def _generator(
     newest = max_updated(articles, default=updated or EPOCH)
     fg.updated(newest)
     fg.lastBuildDate(newest)
-    for article in articles:
+    for article in articles if entries else ():
         fe = fg.add_entry(order="append")
         fe.id(article.entry_id)
         if article.language != language:
@@ -215,6 +283,97 @@ def _current(spec: FeedSpec, fmt: Format, prev_archive: str | None) -> Paging:
     return Paging(self_file=spec.file(fmt), prev_archive=prev_archive)
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _rfc2822(value: datetime) -> str:
+    """feedgen's ``formatRFC2822`` (``strftime`` in the C locale), without the locale calls."""
+    return f"{_DAYS[value.weekday()]}, {value:%d} {_MONTHS[value.month - 1]} {value:%Y %H:%M:%S %z}"
+
+
+def _atom_entry(article: Entry, texts: _XmlTexts, link: str, language: str) -> str:
+    """One ``<entry>`` as feedgen builds it and lxml pretty-prints it (feedgen writes the
+    entry's link without its rel and type)."""
+    lang = f' xml:lang="{_attr(article.language)}"' if article.language != language else ""
+    category = category_of(article.source)
+    term = f'    <category term="{_attr(category)}"/>\n' if category else ""
+    return (
+        f"  <entry{lang}>\n"
+        f"    <id>{_xml(article.entry_id)}</id>\n"
+        f"    <title>{texts.title}</title>\n"
+        f"    <updated>{article.updated.isoformat()}</updated>\n"
+        f'    <content type="html">{texts.content}</content>\n'
+        f'    <link href="{_attr(link)}"/>\n'
+        f"    <summary>{texts.summary}</summary>\n"
+        f"{term}"
+        f"    <published>{article.published.isoformat()}</published>\n"
+        "  </entry>\n"
+    )
+
+
+def _rss_item(article: Entry, texts: _XmlTexts, link: str) -> str:
+    """One ``<item>`` as feedgen builds it and lxml pretty-prints it."""
+    permalink = "true" if article.entry_id.startswith(("http://", "https://")) else "false"
+    category = category_of(article.source)
+    term = f"      <category>{_xml(category)}</category>\n" if category else ""
+    return (
+        "    <item>\n"
+        f"      <title>{texts.title}</title>\n"
+        f"      <link>{_xml(link)}</link>\n"
+        f"      <description>{texts.description}</description>\n"
+        f"      <content:encoded>{texts.content}</content:encoded>\n"
+        f'      <guid isPermaLink="{permalink}">{_xml(article.entry_id)}</guid>\n'
+        f"{term}"
+        f"      <pubDate>{_rfc2822(article.published)}</pubDate>\n"
+        "    </item>\n"
+    )
+
+
+_CLOSE = {"atom": b"</feed>\n", "rss": b"  </channel>\n</rss>\n"}
+
+
+def _write(
+    fmt: Literal["atom", "rss"],
+    articles: Sequence[Entry],
+    spec: FeedSpec,
+    meta: FeedMeta,
+    paging: Paging,
+    updated: datetime | None,
+) -> bytes:
+    """The document's head through feedgen, its entries written here: the same bytes as
+    feedgen's, without building and serializing an element tree per entry.
+
+    An entry with a character lxml would refuse or write as a character reference
+    (``_NOT_PLAIN_ATTR``, ``_Texts.plain``) sends the whole document through feedgen, which
+    decides as before.
+    """
+    language = spec.language or meta.language
+    entries: list[bytes] = []
+    for article in articles:
+        texts = _xml_texts(article)
+        link = article_link(article, meta)
+        category = category_of(article.source) or ""
+        if texts is None or _NOT_PLAIN_ATTR.search(
+            f"{article.entry_id}{link}{article.language}{category}"
+        ):
+            entries.clear()
+            break
+        if fmt == "atom":
+            entries.append(_atom_entry(article, texts, link, language).encode("utf-8"))
+        else:
+            entries.append(_rss_item(article, texts, link).encode("utf-8"))
+    whole = len(entries) < len(articles)  # feedgen writes the entries too
+    fg = _generator(articles, spec, meta, paging, MEDIA_TYPES[fmt], updated, entries=whole)
+    head: bytes = fg.atom_str(pretty=True) if fmt == "atom" else fg.rss_str(pretty=True)
+    if whole or not entries:
+        return head
+    close = _CLOSE[fmt]
+    if not head.endswith(close):  # pragma: no cover - lxml ends every document so
+        raise AssertionError(f"feedgen's {fmt} head ends in {head[-40:]!r}")
+    return b"".join((head[: -len(close)], *entries, close))
+
+
 def render_atom(
     articles: Sequence[Entry],
     spec: FeedSpec,
@@ -227,10 +386,7 @@ def render_atom(
 
     ``updated``: the feed's date when it has no entries (else its newest entry's).
     """
-    paging = paging or _current(spec, "atom", None)
-    fg = _generator(articles, spec, meta, paging, MEDIA_TYPES["atom"], updated)
-    data: bytes = fg.atom_str(pretty=True)
-    return data
+    return _write("atom", articles, spec, meta, paging or _current(spec, "atom", None), updated)
 
 
 def render_rss(
@@ -245,10 +401,7 @@ def render_rss(
 
     ``paging``: its RFC 5005 place (``atom:link rel="prev-archive"`` to ``archive/<n>.rss``).
     """
-    paging = paging or _current(spec, "rss", None)
-    fg = _generator(articles, spec, meta, paging, MEDIA_TYPES["rss"], updated)
-    data: bytes = fg.rss_str(pretty=True)
-    return data
+    return _write("rss", articles, spec, meta, paging or _current(spec, "rss", None), updated)
 
 
 def fit(
