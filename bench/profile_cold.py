@@ -15,7 +15,10 @@ The build runs in this process: the process pool of a cold build (``FEEDSVC_POOL
 default on a busy machine) would hide the parse in its workers, so it is kept off here and
 the profile is that of the sequential path (the workers run the same ``scan_one``).
 
-Usage: ``.venv/bin/python bench/profile_cold.py SEEDS [--settings lightest|defaults]
+``--settings feeds``: the defaults with three ``[[feeds]]`` (all, a keyword feed, a year), so
+an article page links the feeds its article is in (read from the store, 500 pages a query).
+
+Usage: ``.venv/bin/python bench/profile_cold.py SEEDS [--settings lightest|defaults|feeds]
 [--top 25] [--save FILE.prof]``; SEEDS e.g. ``bench/.corpora/s10000`` (made by cold_bench.py).
 """
 
@@ -36,6 +39,20 @@ from cold_bench import DEFAULTS, FEEDSVC, LIGHTEST, Sample, feedsvc_config, run
 
 Key = tuple[str, int, str]  # pstats' (file, line, function)
 OTHER = "other (stdlib)"
+# ``--settings feeds``: appended to the defaults' config (tables after the top-level keys)
+FEEDS = """
+[[feeds]]
+name = "all"
+
+[[feeds]]
+name = "ukraine"
+keywords = ["Ukraine", "Kiew", "Selenskyj"]
+
+[[feeds]]
+name = "2024"
+since = 2024-01-01
+until = 2024-12-31
+"""
 
 # First match wins: (group, test on file name, test on function name).
 GROUPS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
@@ -149,7 +166,7 @@ def report(stats: pstats.Stats, seconds: float, plain: Sample, files: int, top: 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("seeds", type=Path)
-    parser.add_argument("--settings", choices=("lightest", "defaults"), default="lightest")
+    parser.add_argument("--settings", choices=("lightest", "defaults", "feeds"), default="lightest")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--save", type=Path, help="write the raw profile here (pstats format)")
     args = parser.parse_args(argv)
@@ -159,10 +176,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="cold-profile-") as tmp:
         work = Path(tmp)
         plain_cfg = feedsvc_config(work / "a.toml", body, seeds, work / "fa", work / "sa")
+        tables = FEEDS if args.settings == "feeds" else ""
+        plain_cfg.write_text(plain_cfg.read_text() + tables)
         plain = run([FEEDSVC, "build", "--config", plain_cfg], cwd=work)
         if not plain.ok:
             raise SystemExit(plain.said)
         config = feedsvc_config(work / "b.toml", body, seeds, work / "fb", work / "sb")
+        config.write_text(config.read_text() + tables)
         stats, seconds = profile_build(config)
     if args.save:
         stats.dump_stats(args.save)

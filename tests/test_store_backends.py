@@ -28,7 +28,7 @@ from feedsvc.errors import StoreError
 from feedsvc.models import Entry
 from feedsvc.seeds import parse_seed
 from feedsvc.store import SQLiteStore, Store, store_path
-from feedsvc.store.base import FileState
+from feedsvc.store.base import FileState, Member
 
 from .conftest import SAMPLE, seed_text
 from .harness import FEEDSVC, make_site, seed_name, wait_for, write
@@ -136,6 +136,30 @@ def test_feeds_and_archive_places_are_the_same_on_both(store: Store) -> None:
     assert store.retired_key(entries[0].content_hash) == keys[0]
     assert store.has_entry_id(entries[0].entry_id)
     assert store.count_live() == 11
+
+
+def test_archive_places_and_feeds_in_batches_are_the_same_on_both(store: Store) -> None:
+    """``set_seqs`` places many keys at once (None: back in the current document), as
+    ``set_seq`` one at a time; ``members_of_keys`` reads the feeds of many keys (more than
+    one query's 500) as ``members_of`` reads them one key at a time."""
+    keys = [f"{i:016x}" for i in range(1203)]
+    with store.transaction():
+        for i, key in enumerate(keys):
+            feeds = ["all", *(["category/a"] if i % 3 == 0 else []), *(["b"] if i % 5 else [])]
+            store.set_members(key, T0 + timedelta(minutes=i), feeds)
+        store.set_seqs("all", ((key, seq) for seq, key in enumerate(keys[:600])))
+        store.set_seqs("all", [(keys[599], None), (keys[598], None)])
+        store.set_seqs("b", [])
+    assert store.next_seq("all") == 598
+    assert store.last_archived("all", 2) == [(keys[597], 597), (keys[596], 596)]
+    assert store.unarchived_after("all", 0) == keys[598:]
+    wanted = [*keys[::-1], "ffffffffffffffff"]  # a key in no feed is left out
+    found = store.members_of_keys(wanted)
+    assert sorted(found) == sorted(keys)
+    for key in keys:
+        assert sorted(found[key], key=str) == sorted(store.members_of(key), key=str)
+    assert found[keys[3]] == [Member("all", 3), Member("b", None), Member("category/a", None)]
+    assert store.members_of_keys([]) == {}
 
 
 def test_the_live_listing_and_titles_read_in_sql_are_the_same_on_both(store: Store) -> None:

@@ -117,10 +117,20 @@ def duplicate_errors(
     return errors
 
 
-def standing_errors(store: Store, display: Callable[[str], str]) -> list[SeedError]:
-    """Every seed whose last read failed, and every duplicate key, sorted by path."""
+def standing_errors(
+    store: Store,
+    display: Callable[[str], str],
+    duplicates: dict[str, list[str]] | None = None,
+) -> list[SeedError]:
+    """Every seed whose last read failed, and every duplicate key, sorted by path.
+
+    ``duplicates``: ``store.duplicate_paths()`` as already read in this build (when no file
+    row changed since), so the query runs once.
+    """
     errors = [SeedError(display(p), line, reason) for p, line, reason in store.errors()]
-    errors += duplicate_errors(store.duplicate_paths(), display)
+    if duplicates is None:
+        duplicates = store.duplicate_paths()
+    errors += duplicate_errors(duplicates, display)
     errors.sort(key=lambda e: (e.path, e.line, e.reason))
     return errors
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from itertools import islice
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -63,6 +64,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a store older than #8 that never saw
 # What each HTML archive page showed when it was last planned (a JSON list of digests, page 1
 # first): a build renders only the pages whose digest changed, or that were found missing
 HTML_META = "html_pages"
+# Article pages whose feeds (``members_of_keys``) one query reads, when the site has several
+MEMBERS_BATCH = 500
 
 Output = tuple[str, str, int]  # what writes a file: ("feed", name, 0), ("page", name, n),
 # ("article", key, 0), ("html", "", n) (HTML archive page n) or ("index", "", 0)
@@ -408,10 +411,10 @@ class Planner:
             # Deletions left the window short: the most recently archived entries come back
             # off the top of the archive, so only its newest pages change.
             for key, seq in store.last_archived(spec.name, spec.max_items - len(articles)):
-                store.set_seq(spec.name, key, None)
                 taken[key] = seq
                 changes.pages.add((spec.name, seq // size))
             if taken:
+                store.set_seqs(spec.name, ((key, None) for key in taken))
                 articles = store.feed_articles(spec.name, spec.max_items)
         empty = None if articles else self._empty_feed_date(store)
         from ..render.feeds import fit  # feedgen and lxml: only for a feed that changed
@@ -500,9 +503,9 @@ class Planner:
         size = self.settings.archive_page_size
         if not size:
             return None
-        for article in window[current:]:
-            if article.key in taken:
-                store.set_seq(spec.name, article.key, taken.pop(article.key))
+        back = [(a.key, taken.pop(a.key)) for a in window[current:] if a.key in taken]
+        if back:
+            store.set_seqs(spec.name, back)
         pending = store.unarchived_after(spec.name, current)
         if not pending:
             return self._last_page(store, spec)
@@ -526,9 +529,8 @@ class Planner:
                 rendered = rendered or self._page_bytes(spec, page, held, new[:take])
                 for fmt, data in rendered.items():
                     spool.put(spec.archive_file(page, fmt), data)
-            for key in pending[:take]:
-                store.set_seq(spec.name, key, seq)
-                seq += 1
+            store.set_seqs(spec.name, zip(pending[:take], range(seq, seq + take), strict=True))
+            seq += take
             changes.pages.add((spec.name, page))
             pending = pending[take:]
         return self._last_page(store, spec)
@@ -658,13 +660,17 @@ class Planner:
         main = self.feeds.main.name
         pages = ArticlePages(self.site)
         only = [f for f in feeds if f.name == main] if len(feeds) == 1 else None
-        for article in articles:  # one feed (the main one): every page links it, no query
-            linked = only if only else self._feeds_of(store, article, feeds, main)
-            page = pages.render(article, linked)
-            yield Document(article.page, partial(bytes, page), "article", durable=False)
-
-    @staticmethod
-    def _feeds_of(store: Store, article: Entry, feeds: list[PageFeed], main: str) -> list[PageFeed]:
-        """The feeds an article page links (#11): the main feed and the feeds it is in."""
-        names = {m.feed for m in store.members_of(article.key)} | {main}
-        return [feed for feed in feeds if feed.name in names]
+        if only:  # one feed (the main one): every page links it, no query
+            for article in articles:
+                page = pages.render(article, only)
+                yield Document(article.page, partial(bytes, page), "article", durable=False)
+            return
+        # several feeds: the feeds of ``MEMBERS_BATCH`` articles at a time, one query
+        rest = iter(articles)
+        while chunk := list(islice(rest, MEMBERS_BATCH)):
+            members = store.members_of_keys(a.key for a in chunk)
+            for article in chunk:
+                names = {m.feed for m in members.get(article.key, ())} | {main}
+                linked = [feed for feed in feeds if feed.name in names]
+                page = pages.render(article, linked)
+                yield Document(article.page, partial(bytes, page), "article", durable=False)

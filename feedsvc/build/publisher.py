@@ -173,6 +173,7 @@ class Publisher:
             full=scan.full,
             started_ns=scan.started_ns,
             unchanged=scan.unchanged,
+            duplicates=scan.duplicates,
         )
 
     # --- stages 2-4, in one transaction ---------------------------------------------------------
@@ -204,7 +205,9 @@ class Publisher:
                 published = store.count_live()
                 resort = ledger.needs_resort()
                 ledger.begin_bulk()  # an empty store: a cold build's rows go in batches
+                recorded = 0  # results the ledger took in: only it writes the files table
                 for result in scan.results:
+                    recorded += 1
                     if adopted is not None and adopted.entries:  # else: no article unpacked
                         ledger.confirm(adopted, result.article)
                     status = ledger.record(result)
@@ -258,7 +261,9 @@ class Publisher:
                     store.record_outputs(written.stamps)  # after the write: it needs the stamps
                 if not plan.idle:
                     store.set_meta("render_fp", self.planner.render_fp)
-                report.errors = standing_errors(store, self.display)
+                # nothing recorded: the duplicate keys are those the scan read
+                same_files = scan.duplicates if recorded == 0 else None
+                report.errors = standing_errors(store, self.display, same_files)
                 report.total = store.count_live()
                 committing = True
         except StoreError as e:

@@ -149,6 +149,9 @@ class ScanResult:
     # files of a full scan whose stat alone proved them unchanged: not among ``results``
     # (nothing to record: the ledger would only count them)
     unchanged: int = 0
+    # a full scan's ``Store.duplicate_paths``, read before any result: still the store's when
+    # the ledger records no result (nothing changed), so the build's report reuses it
+    duplicates: dict[str, list[str]] | None = None
 
 
 Stamped = tuple[str, int, int, int, int]  # (path, size, mtime_ns, ctime_ns, inode)
@@ -291,7 +294,8 @@ class Scanner:
         if paths is None:
             found = _walk(self.seeds, self.pattern, stats=not reparse_all)
             rest = found.seeds
-            shared = {p for group in store.duplicate_paths().values() for p in group}
+            duplicates = store.duplicate_paths()
+            shared = {p for group in duplicates.values() for p in group}
             if reparse_all:  # every file is read: every state is needed
                 states = store.file_states()
                 known_rest: Iterable[str] = states.keys()
@@ -312,6 +316,7 @@ class Scanner:
             # other hosts' seeds (``//host/path``, #10) are the remote source's to judge
             gone = sorted(p for p in known_rest if p not in listing and not is_remote(p))
         else:
+            duplicates = None
             require_seeds_dir(self.seeds)
             named, problems = self.named(paths)
             # files sharing a key with a changed or deleted one get another look: one of them
@@ -383,7 +388,13 @@ class Scanner:
                 elif prev is not None:
                     yield FileResult(path, gone=True)  # vanished since the listing
 
-        return ScanResult(results(), full=paths is None, started_ns=started_ns, unchanged=len(same))
+        return ScanResult(
+            results(),
+            full=paths is None,
+            started_ns=started_ns,
+            unchanged=len(same),
+            duplicates=duplicates,
+        )
 
     # --- both cores: a scan that reads every file reads and parses in worker processes ---------
     # None: decided by size and load (``pool_workers``); True/False: always/never. Without it

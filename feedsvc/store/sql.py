@@ -624,6 +624,22 @@ class SQLStore(DocumentQueries, InboxQueries):
         rows = self._db.execute("SELECT feed, seq FROM members WHERE key = ?", (key,))
         return [Member(feed, seq) for feed, seq in rows]
 
+    def members_of_keys(self, keys: Iterable[str]) -> dict[str, list[Member]]:
+        """``members_of`` for many keys, ``READ_BATCH`` a query: key -> its rows (a key in
+        no feed is left out), each key's rows in the order ``members_of`` gives them."""
+        out: dict[str, list[Member]] = {}
+        wanted = list(keys)
+        for at in range(0, len(wanted), READ_BATCH):
+            batch = wanted[at : at + READ_BATCH]
+            rows = self._db.execute(
+                "SELECT key, feed, seq FROM members"
+                f" WHERE key IN ({', '.join('?' * len(batch))}) ORDER BY key, feed",
+                tuple(batch),
+            )
+            for key, feed, seq in rows:
+                out.setdefault(key, []).append(Member(feed, seq))
+        return out
+
     def clear_members(self) -> None:
         self._db.execute("DELETE FROM members")
 
@@ -683,6 +699,13 @@ class SQLStore(DocumentQueries, InboxQueries):
     def set_seq(self, feed: str, key: str, seq: int | None) -> None:
         """Give ``key`` its archive place in ``feed`` (None: back in the current document)."""
         self._db.execute("UPDATE members SET seq = ? WHERE feed = ? AND key = ?", (seq, feed, key))
+
+    def set_seqs(self, feed: str, places: Iterable[tuple[str, int | None]]) -> None:
+        """``set_seq`` for many keys of ``feed``, (key, seq) pairs, in one ``executemany``."""
+        self._db.executemany(
+            "UPDATE members SET seq = ? WHERE feed = ? AND key = ?",
+            [(seq, feed, key) for key, seq in places],
+        )
 
     def archived(self, feed: str, first: int, stop: int) -> list[Entry]:
         """Articles with archive places in ``[first, stop)``, newest first."""
