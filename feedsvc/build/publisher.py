@@ -13,7 +13,7 @@ next build sees the feeds are not the ones the store recorded and writes them ag
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain
@@ -61,7 +61,7 @@ class BuildReport:
     unchanged: int = 0
     errors: list[SeedError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    written: list[Path] = field(default_factory=list)
+    written: Sequence[Path] = field(default_factory=list)  # ``outputs.Paths``: names, not Paths
     files: list[WrittenFile] = field(default_factory=list)  # what each written file is
     repaired: list[str] = field(default_factory=list)  # outputs found missing or damaged
     outputs: list[Path] = field(default_factory=list)  # the main feed's documents

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -48,7 +49,7 @@ def setup_logging(level: str = "INFO", fmt: LogFormat = "text") -> None:
     logging.getLogger("apscheduler").setLevel(quiet)
 
 
-def _names(paths: list[Path], limit: int = LOG_NAMES) -> str:
+def _names(paths: Sequence[Path], limit: int = LOG_NAMES) -> str:
     shown = ", ".join(p.name for p in paths[:limit])
     return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
 

@@ -741,13 +741,13 @@ class SQLStore(DocumentQueries, InboxQueries):
     def record_outputs(self, stamps: Mapping[str, Stamp | None]) -> None:
         """Remember these outputs' stamps; None forgets an output (removed, or not there)."""
         self._db.executemany(
-            "DELETE FROM outputs WHERE path = ?", [(p,) for p, s in stamps.items() if s is None]
-        )
+            "DELETE FROM outputs WHERE path = ?", ((p,) for p, s in stamps.items() if s is None)
+        )  # generators, not lists: a cold build stamps a file per article (#9)
         self._db.executemany(
             "INSERT INTO outputs (path, size, mtime_ns, inode) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (path) DO UPDATE SET size = excluded.size,"
             " mtime_ns = excluded.mtime_ns, inode = excluded.inode",
-            [(p, *s) for p, s in stamps.items() if s is not None],
+            ((p, *s) for p, s in stamps.items() if s is not None),
         )
 
     def live_keys(self) -> list[str]:
