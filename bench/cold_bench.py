@@ -29,7 +29,8 @@ Corpora are made by ``make_synthetic.py`` (deterministic) and cached in ``bench/
 (bytes and mtime), also after an interrupted run.
 
 Usage: ``.venv/bin/python bench/cold_bench.py [--sizes 1000,10000] [--runs 5] [--full]
-[--jobs floor,naive,...] [--json FILE]``. ``--full`` adds 100,000 seeds: many minutes.
+[--jobs floor,naive,...] [--pool auto|1|0] [--json FILE]``. ``--full`` adds 100,000
+seeds: many minutes.
 """
 
 from __future__ import annotations
@@ -187,9 +188,19 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+# ``--pool``: "auto" lets feedsvc decide (workers only when a core is idle), "1" forces the
+# read/parse workers (both cores whatever the load), "0" keeps them off.
+POOL = {"auto": "feedsvc decides (workers only when a core is idle)", "1": "forced on", "0": "off"}
+_pool = "auto"
+
+
 def clean_env() -> dict[str, str]:
-    """The environment minus FEEDSVC_*, so a developer's settings cannot skew the figures."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
+    """The environment minus FEEDSVC_*, so a developer's settings cannot skew the figures;
+    ``FEEDSVC_POOL`` only as ``--pool`` says."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
+    if _pool != "auto":
+        env["FEEDSVC_POOL"] = _pool
+    return env
 
 
 def run(command: Sequence[str | Path], *, cwd: Path) -> Sample:
@@ -480,7 +491,8 @@ def render(
     names = [f"{s:,}" for s in sizes]
     out = [
         f"Cold builds, whole processes, median of {runs} interleaved rounds"
-        f" ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine()}; {hugo_version}).",
+        f" ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine()}; {hugo_version};"
+        f" feedsvc's process pool: {POOL[_pool]}).",
         "Ratios are to the naive peer and to Hugo (feeds only for the naive peer and the"
         " lightest build, with pages for the defaults build), all from the same run.",
         "",
@@ -583,7 +595,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--peers", type=Path, default=DEFAULT_PEERS, help="../shared/peers")
     parser.add_argument("--corpora", type=Path, default=DEFAULT_CORPORA, help="corpus cache")
     parser.add_argument("--json", type=Path, help="also write every sample to this file")
+    parser.add_argument(
+        "--pool",
+        choices=sorted(POOL),
+        default="auto",
+        help="feedsvc's read/parse workers: auto (its own choice), 1 (forced), 0 (off)",
+    )
     args = parser.parse_args(argv)
+    global _pool
+    _pool = args.pool
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     for needed in ("read_all.py", "naive_pipeline.py", "make_synthetic.py"):
