@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, get_args
 
 from pydantic_core import from_json
 
@@ -113,6 +113,7 @@ def iso(value: datetime) -> str:
 
 READ_BATCH = 500  # keys per ``IN (...)`` query of ``articles`` (SQLite allows 32,766 params)
 _TEXT_FIELDS = ("key", "source", "title", "lead", "language", "content_hash", "entry_id")
+_KINDS = frozenset(get_args(Block.model_fields["kind"].annotation))  # ``Block.kind``
 _new, _setattr = object.__new__, object.__setattr__
 
 
@@ -132,7 +133,8 @@ def stored_entry(raw: str | bytes) -> Entry:
         raise ValueError("a text field is not a string")
     body = []
     for block in d["body"]:  # ``models.blocks``, the decoded dict kept as the ``__dict__``
-        if len(block) != 2 or type(block["text"]) is not str:
+        # (a block without a kind raises ``KeyError`` here; one of another kind is no Block's)
+        if len(block) != 2 or type(block["text"]) is not str or block["kind"] not in _KINDS:
             raise ValueError("a body block is not a kind and a text")
         made = _new(Block)
         _setattr(made, "__dict__", block)
