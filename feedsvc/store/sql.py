@@ -114,6 +114,12 @@ def iso(value: datetime) -> str:
 READ_BATCH = 500  # keys per ``IN (...)`` query of ``articles`` (SQLite allows 32,766 params)
 _TEXT_FIELDS = ("key", "source", "title", "lead", "language", "content_hash", "entry_id")
 _KINDS = frozenset(get_args(Block.model_fields["kind"].annotation))  # ``Block.kind``
+# Characters that make XML invalid, which ``XmlText`` keeps out of an article's texts: the
+# entry writer (``render.feeds``) writes the texts as they are, so a damaged record's would
+# make a feed no reader parses. In the stored JSON a C0 control is an escape (``\u0001``,
+# ``\b``, ``\f``), U+FFFE/U+FFFF are themselves or escapes: the texts are searched only when
+# the JSON holds a backslash or one of them (single characters, found at memchr speed).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _new, _setattr = object.__new__, object.__setattr__
 
 
@@ -144,6 +150,11 @@ def stored_entry(raw: str | bytes) -> Entry:
         body.append(made)
     if not body:
         raise ValueError("no body")
+    text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+    if ("\\" in text or "\ufffe" in text or "\uffff" in text) and any(
+        _NOT_XML.search(t) for t in (d["title"], d["lead"], *(b["text"] for b in d["body"]))
+    ):
+        raise ValueError("a text holds a character XML forbids")
     fields = {
         "key": d["key"],
         "source": d["source"],
