@@ -9,6 +9,7 @@ itself (tests/test_cold.py compares every byte of the feeds and every row).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -133,6 +134,65 @@ def test_garbage_in_one_stored_article_is_one_store_error_naming_it(
     assert result.exit_code == 1, result.output
     assert result.output.count("\n") == 1, result.output
     assert "the store is damaged" in result.output, result.output
+    assert f"article {key} does not validate" in result.output, result.output
+
+
+@pytest.mark.parametrize(
+    "block",
+    [{"sort": "paragraph", "text": "Ein Absatz."}, {"kind": "heading", "text": "Ein Absatz."}],
+)
+def test_a_stored_block_without_a_valid_kind_is_a_store_error_naming_it(
+    project: Project, block: dict[str, str]
+) -> None:
+    """A body block of two keys but no ``kind`` (or one ``Block`` does not have) is garbage
+    ``stored_entry`` names, not an ``AttributeError`` while a page renders (#9 review)."""
+    for i in range(1, 4):
+        name = f"{i:03d}_{i:016x}.txt"
+        project.write_seed(name, seed_text(f"Meldung {i} des Tages.", date=f"2024-{i:02d}"))
+    assert project.build().exit_code == 0
+    key = f"{2:016x}"
+    db = sqlite3.connect(project.state / "feedsvc.sqlite3")
+    with db:
+        (raw,) = db.execute("SELECT article FROM articles WHERE key = ?", (key,)).fetchone()
+        stored = json.loads(raw)
+        stored["body"][0] = block
+        db.execute("UPDATE articles SET article = ? WHERE key = ?", (json.dumps(stored), key))
+    db.close()
+    (project.feeds / "articles" / f"{key}.html").unlink()  # its page is written again
+
+    result = project.build()
+
+    assert result.exit_code == 1, result.output
+    assert result.output.count("\n") == 1, result.output
+    assert "the store is damaged" in result.output, result.output
+    assert f"article {key} does not validate" in result.output, result.output
+
+
+@pytest.mark.parametrize("bad", ["\x01", "\x0c", "\ufffe", "\ud800"])
+def test_a_stored_text_xml_forbids_is_a_store_error_not_an_invalid_feed(
+    project: Project, bad: str
+) -> None:
+    """The entry writer writes an article's texts as they are (``XmlText`` by validation);
+    read back without validation, a damaged record's control character must not reach
+    atom.xml as is, where no reader could parse the feed (#9 review)."""
+    for i in range(1, 4):
+        name = f"{i:03d}_{i:016x}.txt"
+        project.write_seed(name, seed_text(f"Meldung {i} des Tages.", date=f"2024-{i:02d}"))
+    assert project.build().exit_code == 0
+    key = f"{2:016x}"
+    db = sqlite3.connect(project.state / "feedsvc.sqlite3")
+    with db:
+        (raw,) = db.execute("SELECT article FROM articles WHERE key = ?", (key,)).fetchone()
+        stored = json.loads(raw)
+        stored["lead"] = f"Meldung{bad} 2 des Tages."
+        db.execute("UPDATE articles SET article = ? WHERE key = ?", (json.dumps(stored), key))
+    db.close()
+    (project.feeds / "atom.xml").unlink()  # written again, from the store
+
+    result = project.build()
+
+    assert result.exit_code == 1, result.output
+    assert result.output.count("\n") == 1, result.output
     assert f"article {key} does not validate" in result.output, result.output
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, get_args
 
 from pydantic_core import from_json
 
@@ -113,6 +113,13 @@ def iso(value: datetime) -> str:
 
 READ_BATCH = 500  # keys per ``IN (...)`` query of ``articles`` (SQLite allows 32,766 params)
 _TEXT_FIELDS = ("key", "source", "title", "lead", "language", "content_hash", "entry_id")
+_KINDS = frozenset(get_args(Block.model_fields["kind"].annotation))  # ``Block.kind``
+# Characters that make XML invalid, which ``XmlText`` keeps out of an article's texts: the
+# entry writer (``render.feeds``) writes the texts as they are, so a damaged record's would
+# make a feed no reader parses. In the stored JSON a C0 control is an escape (``\u0001``,
+# ``\b``, ``\f``), U+FFFE/U+FFFF are themselves or escapes: the texts are searched only when
+# the JSON holds a backslash or one of them (single characters, found at memchr speed).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _new, _setattr = object.__new__, object.__setattr__
 
 
@@ -132,7 +139,8 @@ def stored_entry(raw: str | bytes) -> Entry:
         raise ValueError("a text field is not a string")
     body = []
     for block in d["body"]:  # ``models.blocks``, the decoded dict kept as the ``__dict__``
-        if len(block) != 2 or type(block["text"]) is not str:
+        # (a block without a kind raises ``KeyError`` here; one of another kind is no Block's)
+        if len(block) != 2 or type(block["text"]) is not str or block["kind"] not in _KINDS:
             raise ValueError("a body block is not a kind and a text")
         made = _new(Block)
         _setattr(made, "__dict__", block)
@@ -142,6 +150,11 @@ def stored_entry(raw: str | bytes) -> Entry:
         body.append(made)
     if not body:
         raise ValueError("no body")
+    text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+    if ("\\" in text or "\ufffe" in text or "\uffff" in text) and any(
+        _NOT_XML.search(t) for t in (d["title"], d["lead"], *(b["text"] for b in d["body"]))
+    ):
+        raise ValueError("a text holds a character XML forbids")
     fields = {
         "key": d["key"],
         "source": d["source"],
