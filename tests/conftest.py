@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from feedsvc.cli import main
+from feedsvc.config import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "seeds" / "000_98f79bfdbc50e318.txt"
@@ -79,6 +80,39 @@ def seed_text(
     body: str = "Erster Absatz mit Inhalt.\n\nZweiter Absatz.",
 ) -> str:
     return f" date {date} {lead}\n\n{body}"
+
+
+def category_corpus(root: Path, n: int, *, days: bool = False) -> Path:
+    """``root/seeds`` with the sample and ``n - 1`` short seeds, every fourth in ``sport/``
+    (a category feed), over 15 years of months (or days): archives and several feeds."""
+    seeds = root / "seeds"
+    (seeds / "sport").mkdir(parents=True)
+    (seeds / "000_98f79bfdbc50e318.txt").write_bytes(SAMPLE.read_bytes())
+    for i in range(1, n):
+        folder = seeds / ("sport" if i % 4 == 0 else "")
+        body = f"Erster Absatz {i}.\n\nZwischentitel\n\nZweiter Absatz mit mehr Text {i}."
+        when = f"20{10 + i % 15}-{i % 12 + 1:02d}" + (f"-{i % 28 + 1:02d}" if days else "")
+        text = seed_text(f"Meldung {i} über den Stand der Dinge.", date=when, body=body)
+        (folder / f"{i:03d}_{i:016x}.txt").write_text(text)
+    return seeds
+
+
+def category_settings(root: Path, seeds: Path, **more: Any) -> Settings:
+    """Settings for ``category_corpus``: category feeds, 10 items, archive pages of 50."""
+    return load_settings(
+        env={},
+        overrides={
+            "seeds_dir": seeds,
+            "feeds_dir": root / "feeds",
+            "state_dir": root / "state",
+            "base_url": "https://news.example.org/",
+            "detect_language": False,
+            "category_feeds": True,  # several feeds: an article page links the feeds it is in
+            "max_items": 10,
+            "archive_page_size": 50,
+            **more,
+        },
+    )
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from feedsvc import Publisher, load_settings
+from feedsvc import Publisher
 from feedsvc.build.feeds import FeedSet
 from feedsvc.build.rows import new_article
 from feedsvc.build.scan import Scanner
@@ -26,41 +26,44 @@ from feedsvc.models import Entry
 from feedsvc.store import FileState, Store
 from feedsvc.store.sql import stored_entry
 
-from .conftest import SAMPLE, Project, seed_text
+from .conftest import Project, category_corpus, category_settings, seed_text
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 SEEDS = 120
 
 
 def _corpus(root: Path, n: int = SEEDS) -> Path:
-    seeds = root / "seeds"
-    (seeds / "sport").mkdir(parents=True)
-    (seeds / "000_98f79bfdbc50e318.txt").write_bytes(SAMPLE.read_bytes())
-    for i in range(1, n):
-        folder = seeds / ("sport" if i % 4 == 0 else "")
-        body = f"Erster Absatz {i}.\n\nZwischentitel\n\nZweiter Absatz mit mehr Text {i}."
-        when = f"20{10 + i % 15}-{i % 12 + 1:02d}"
-        text = seed_text(f"Meldung {i} über den Stand der Dinge.", date=when, body=body)
-        (folder / f"{i:03d}_{i:016x}.txt").write_text(text)
-    return seeds
+    return category_corpus(root, n)
 
 
 def _publisher(root: Path, seeds: Path, **more: Any) -> Publisher:
-    settings = load_settings(
-        env={},
-        overrides={
-            "seeds_dir": seeds,
-            "feeds_dir": root / "feeds",
-            "state_dir": root / "state",
-            "base_url": "https://news.example.org/",
-            "detect_language": False,
-            "category_feeds": True,
-            "max_items": 10,
-            "archive_page_size": 50,
-            **more,
-        },
-    )
-    return Publisher(settings, clock=lambda: NOW)
+    return Publisher(category_settings(root, seeds, **more), clock=lambda: NOW)
+
+
+def _published_three(project: Project) -> str:
+    """Three seeds built; the key of the second, the article the damage tests spoil."""
+    for i in range(1, 4):
+        name = f"{i:03d}_{i:016x}.txt"
+        project.write_seed(name, seed_text(f"Meldung {i} des Tages.", date=f"2024-{i:02d}"))
+    assert project.build().exit_code == 0
+    return f"{2:016x}"
+
+
+def _stored_article(project: Project, key: str) -> str:
+    db = sqlite3.connect(project.state / "feedsvc.sqlite3")
+    try:
+        (raw,) = db.execute("SELECT article FROM articles WHERE key = ?", (key,)).fetchone()
+        return str(raw)
+    finally:
+        db.close()
+
+
+def _store_article(project: Project, key: str, raw: str) -> None:
+    """Overwrite ``key``'s stored JSON behind feedsvc's back, as damage would."""
+    db = sqlite3.connect(project.state / "feedsvc.sqlite3")
+    with db:
+        db.execute("UPDATE articles SET article = ? WHERE key = ?", (raw, key))
+    db.close()
 
 
 def _stored(state: Path) -> Iterator[tuple[str, str]]:
@@ -116,17 +119,8 @@ def test_what_the_store_wrote_reads_back_as_pydantic_would_read_it(tmp_path: Pat
 def test_garbage_in_one_stored_article_is_one_store_error_naming_it(
     project: Project, garbage: str
 ) -> None:
-    for i in range(1, 4):
-        name = f"{i:03d}_{i:016x}.txt"
-        project.write_seed(name, seed_text(f"Meldung {i} des Tages.", date=f"2024-{i:02d}"))
-    assert project.build().exit_code == 0
-    key = f"{2:016x}"
-    db = sqlite3.connect(project.state / "feedsvc.sqlite3")
-    with db:
-        db.execute(
-            "UPDATE articles SET article = ? WHERE key = ?", (garbage.replace("{key}", key), key)
-        )
-    db.close()
+    key = _published_three(project)
+    _store_article(project, key, garbage.replace("{key}", key))
     (project.feeds / "articles" / f"{key}.html").unlink()  # its page is written again
 
     result = project.build()
@@ -146,18 +140,10 @@ def test_a_stored_block_without_a_valid_kind_is_a_store_error_naming_it(
 ) -> None:
     """A body block of two keys but no ``kind`` (or one ``Block`` does not have) is garbage
     ``stored_entry`` names, not an ``AttributeError`` while a page renders (#9 review)."""
-    for i in range(1, 4):
-        name = f"{i:03d}_{i:016x}.txt"
-        project.write_seed(name, seed_text(f"Meldung {i} des Tages.", date=f"2024-{i:02d}"))
-    assert project.build().exit_code == 0
-    key = f"{2:016x}"
-    db = sqlite3.connect(project.state / "feedsvc.sqlite3")
-    with db:
-        (raw,) = db.execute("SELECT article FROM articles WHERE key = ?", (key,)).fetchone()
-        stored = json.loads(raw)
-        stored["body"][0] = block
-        db.execute("UPDATE articles SET article = ? WHERE key = ?", (json.dumps(stored), key))
-    db.close()
+    key = _published_three(project)
+    stored = json.loads(_stored_article(project, key))
+    stored["body"][0] = block
+    _store_article(project, key, json.dumps(stored))
     (project.feeds / "articles" / f"{key}.html").unlink()  # its page is written again
 
     result = project.build()
@@ -175,18 +161,10 @@ def test_a_stored_text_xml_forbids_is_a_store_error_not_an_invalid_feed(
     """The entry writer writes an article's texts as they are (``XmlText`` by validation);
     read back without validation, a damaged record's control character must not reach
     atom.xml as is, where no reader could parse the feed (#9 review)."""
-    for i in range(1, 4):
-        name = f"{i:03d}_{i:016x}.txt"
-        project.write_seed(name, seed_text(f"Meldung {i} des Tages.", date=f"2024-{i:02d}"))
-    assert project.build().exit_code == 0
-    key = f"{2:016x}"
-    db = sqlite3.connect(project.state / "feedsvc.sqlite3")
-    with db:
-        (raw,) = db.execute("SELECT article FROM articles WHERE key = ?", (key,)).fetchone()
-        stored = json.loads(raw)
-        stored["lead"] = f"Meldung{bad} 2 des Tages."
-        db.execute("UPDATE articles SET article = ? WHERE key = ?", (json.dumps(stored), key))
-    db.close()
+    key = _published_three(project)
+    stored = json.loads(_stored_article(project, key))
+    stored["lead"] = f"Meldung{bad} 2 des Tages."
+    _store_article(project, key, json.dumps(stored))
     (project.feeds / "atom.xml").unlink()  # written again, from the store
 
     result = project.build()

@@ -18,43 +18,21 @@ from typing import Any
 
 import pytest
 
-from feedsvc import Publisher, load_settings
+from feedsvc import Publisher
 from feedsvc.store import Store
 
-from .conftest import SAMPLE, seed_text
+from .conftest import category_corpus, category_settings, seed_text
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 SEEDS = 240
 
 
 def _corpus(root: Path, n: int = SEEDS) -> Path:
-    seeds = root / "seeds"
-    (seeds / "sport").mkdir(parents=True)
-    (seeds / "000_98f79bfdbc50e318.txt").write_bytes(SAMPLE.read_bytes())
-    for i in range(1, n):
-        folder = seeds / ("sport" if i % 4 == 0 else "")
-        body = f"Erster Absatz {i}.\n\nZwischentitel\n\nZweiter Absatz mit mehr Text {i}."
-        when = f"20{10 + i % 15}-{i % 12 + 1:02d}-{i % 28 + 1:02d}"
-        text = seed_text(f"Meldung {i} über den Stand der Dinge.", date=when, body=body)
-        (folder / f"{i:03d}_{i:016x}.txt").write_text(text)
-    return seeds
+    return category_corpus(root, n, days=True)
 
 
-def _publisher(root: Path, seeds: Path) -> Publisher:
-    settings = load_settings(
-        env={},
-        overrides={
-            "seeds_dir": seeds,
-            "feeds_dir": root / "feeds",
-            "state_dir": root / "state",
-            "base_url": "https://news.example.org/",
-            "detect_language": False,
-            "category_feeds": True,  # several feeds: an article page links the feeds it is in
-            "max_items": 10,
-            "archive_page_size": 50,
-        },
-    )
-    return Publisher(settings, clock=lambda: NOW)
+def _publisher(root: Path, seeds: Path, **more: Any) -> Publisher:
+    return Publisher(category_settings(root, seeds, **more), clock=lambda: NOW)
 
 
 class _Counted:

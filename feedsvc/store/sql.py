@@ -641,17 +641,22 @@ class SQLStore(DocumentQueries, InboxQueries):
         """``members_of`` for many keys, ``READ_BATCH`` a query: key -> its rows (a key in
         no feed is left out), each key's rows in the order ``members_of`` gives them."""
         out: dict[str, list[Member]] = {}
-        wanted = list(keys)
-        for at in range(0, len(wanted), READ_BATCH):
-            batch = wanted[at : at + READ_BATCH]
-            rows = self._db.execute(
-                "SELECT key, feed, seq FROM members"
-                f" WHERE key IN ({', '.join('?' * len(batch))}) ORDER BY key, feed",
-                tuple(batch),
-            )
-            for key, feed, seq in rows:
-                out.setdefault(key, []).append(Member(feed, seq))
+        rows = self._for_keys(
+            "SELECT key, feed, seq FROM members WHERE", list(keys), " ORDER BY key, feed"
+        )
+        for key, feed, seq in rows:
+            out.setdefault(key, []).append(Member(feed, seq))
         return out
+
+    def _for_keys(
+        self, head: str, keys: Sequence[str], tail: str = "", *, size: int = READ_BATCH
+    ) -> Iterator[Any]:
+        """The rows of ``{head} key IN (...){tail}`` for ``keys``, ``size`` keys a query (a
+        statement's parameters are bounded; SQLite allows 32,766)."""
+        for at in range(0, len(keys), size):
+            batch = keys[at : at + size]
+            marks = ", ".join("?" * len(batch))
+            yield from self._db.execute(f"{head} key IN ({marks}){tail}", tuple(batch))
 
     def clear_members(self) -> None:
         self._db.execute("DELETE FROM members")
@@ -780,15 +785,9 @@ class SQLStore(DocumentQueries, InboxQueries):
     def articles(self, keys: Iterable[str]) -> list[Entry]:
         """The published articles among ``keys``, in their order (``READ_BATCH`` a query)."""
         wanted = list(keys)
-        found: dict[str, Any] = {}
-        for at in range(0, len(wanted), READ_BATCH):
-            batch = wanted[at : at + READ_BATCH]
-            rows = self._db.execute(
-                "SELECT key, article FROM articles"
-                f" WHERE path IS NOT NULL AND key IN ({', '.join('?' * len(batch))})",
-                tuple(batch),
-            )
-            found.update(rows)
+        found: dict[str, Any] = dict(
+            self._for_keys("SELECT key, article FROM articles WHERE path IS NOT NULL AND", wanted)
+        )
         return [self._entry(key, found[key]) for key in wanted if key in found]
 
     def iter_live_articles(self) -> Iterator[Entry]:
@@ -814,17 +813,12 @@ class SQLStore(DocumentQueries, InboxQueries):
     def titles(self, keys: Iterable[str]) -> dict[str, str]:
         """The titles of the published articles among ``keys`` (one query per 100), read
         from their JSON in SQL (no article validated)."""
-        out: dict[str, str] = {}
-        wanted = list(keys)
-        for at in range(0, len(wanted), 100):
-            batch = wanted[at : at + 100]
-            rows = self._db.execute(
-                f"SELECT key, {self.dialect.title} FROM articles"
-                f" WHERE path IS NOT NULL AND key IN ({', '.join('?' * len(batch))})",
-                tuple(batch),
-            )
-            out.update((str(k), str(t)) for k, t in rows)
-        return out
+        rows = self._for_keys(
+            f"SELECT key, {self.dialect.title} FROM articles WHERE path IS NOT NULL AND",
+            list(keys),
+            size=100,
+        )
+        return {str(k): str(t) for k, t in rows}
 
     def live_articles(self, limit: int | None = None) -> list[Entry]:
         """Published articles, newest first; ties broken by key so output is stable."""
