@@ -22,7 +22,7 @@ from typing import Any, get_args
 from pydantic_core import from_json
 
 from ..errors import StoreError
-from ..models import Block, Entry, trusted
+from ..models import Block, Entry, blocks, trusted
 from .base import ArticleRow, FileState, Member, NewArticle, Stamp
 from .documents import DOCUMENTS_TABLE, DocumentQueries
 from .inbox import INBOX_TABLE, InboxQueries
@@ -120,7 +120,6 @@ _KINDS = frozenset(get_args(Block.model_fields["kind"].annotation))  # ``Block.k
 # ``\b``, ``\f``), U+FFFE/U+FFFF are themselves or escapes: the texts are searched only when
 # the JSON holds a backslash or one of them (single characters, found at memchr speed).
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-_new, _setattr = object.__new__, object.__setattr__
 
 
 def stored_entry(raw: str | bytes) -> Entry:
@@ -137,17 +136,13 @@ def stored_entry(raw: str | bytes) -> Entry:
     d = from_json(raw)  # (pydantic-core's JSON parser: faster than ``json.loads``)
     if any(type(d[name]) is not str for name in _TEXT_FIELDS):
         raise ValueError("a text field is not a string")
-    body = []
-    for block in d["body"]:  # ``models.blocks``, the decoded dict kept as the ``__dict__``
-        # (a block without a kind raises ``KeyError`` here; one of another kind is no Block's)
-        if len(block) != 2 or type(block["text"]) is not str or block["kind"] not in _KINDS:
-            raise ValueError("a body block is not a kind and a text")
-        made = _new(Block)
-        _setattr(made, "__dict__", block)
-        _setattr(made, "__pydantic_fields_set__", {"kind", "text"})
-        _setattr(made, "__pydantic_extra__", None)
-        _setattr(made, "__pydantic_private__", None)
-        body.append(made)
+    # (a block without a kind raises ``KeyError`` here; one of another kind is no Block's)
+    pairs = [(block["kind"], block["text"]) for block in d["body"]]
+    if any(len(b) != 2 for b in d["body"]) or any(
+        type(text) is not str or kind not in _KINDS for kind, text in pairs
+    ):
+        raise ValueError("a body block is not a kind and a text")
+    body = blocks(pairs)
     if not body:
         raise ValueError("no body")
     text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
@@ -160,7 +155,7 @@ def stored_entry(raw: str | bytes) -> Entry:
         "source": d["source"],
         "title": d["title"],
         "lead": d["lead"],
-        "body": tuple(body),
+        "body": body,
         "published": _aware(d["published"]),
         "updated": _aware(d["updated"]),
         "language": d["language"],
