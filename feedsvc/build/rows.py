@@ -36,7 +36,8 @@ def new_article(article: Article, *, authority: str, tz: tzinfo, feeds: FeedSet)
         entry.entry_id,
         article.content_hash,
         article.published.astimezone(UTC).isoformat(),  # ``store.sql.iso``
-        entry.model_dump_json(exclude={"warnings"}),
+        # ``model_dump_json``'s bytes before it decodes them: they are bound as they are
+        Entry.__pydantic_serializer__.to_json(entry, exclude={"warnings"}),
         tuple(sorted(set(feeds.feeds_for(entry)))),
     )
 
