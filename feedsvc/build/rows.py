@@ -5,14 +5,15 @@ its id is the first one ``ledger.mint_id`` would try, and its row (the JSON the 
 the dates as stored, the feeds it is in) follows from the article and the settings alone.
 So the process pool's workers make it beside the parse (``scan._scan_chunk``) and the main
 process only writes it; a build without the pool makes it in ``_record_new``, with the same
-function, so both write the same bytes.
+function, so both write the same bytes. A worker that made the row sends only what the row
+leaves out of the article (``article_of`` makes it again, should anything ask for it).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, tzinfo
+from datetime import UTC, datetime, tzinfo
 
-from ..models import Article, Entry
+from ..models import Article, Entry, trusted
 from ..store import NewArticle
 from .feeds import FeedSet
 
@@ -35,6 +36,18 @@ def new_article(article: Article, *, authority: str, tz: tzinfo, feeds: FeedSet)
         entry.entry_id,
         article.content_hash,
         article.published.astimezone(UTC).isoformat(),  # ``store.sql.iso``
-        entry.model_dump_json(exclude={"warnings"}),
+        # ``model_dump_json``'s bytes before it decodes them: they are bound as they are
+        Entry.__pydantic_serializer__.to_json(entry, exclude={"warnings"}),
         tuple(sorted(set(feeds.feeds_for(entry)))),
     )
+
+
+def article_of(row: NewArticle, *, updated: datetime | None, warnings: tuple[str, ...]) -> Article:
+    """The article ``new_article`` made ``row`` of, again: the row's JSON is the article with
+    its entry id and with ``updated`` set to ``published``; the article's own ``updated``
+    (None: ``published``) and its ``warnings`` are given. Validated: the row came from
+    another process."""
+    fields = dict(Entry.model_validate_json(row.article).__dict__)
+    del fields["entry_id"]
+    fields.update(updated=fields["published"] if updated is None else updated, warnings=warnings)
+    return trusted(Article, fields)

@@ -38,7 +38,7 @@ from ..seeds import (
 from ..store import FileState, NewArticle, Store
 from .feeds import FeedSet
 from .fingerprints import ParseOptions
-from .rows import new_article
+from .rows import article_of, new_article
 
 if TYPE_CHECKING:  # the pool's modules (~30 ms to import) load when a pool starts
     from concurrent.futures import Future
@@ -60,9 +60,11 @@ class FileResult:
 
     A value, never changed once made; a plain class with slots, not a dataclass: a full scan
     makes one per seed (a frozen dataclass costs 1.8 µs to make instead of 0.4), and
-    ``article`` is a property. A worker of a cold build sends the article packed beside its
-    ``row`` (``rows.py``): it is unpacked only when asked for, and the bulk load of a cold
-    build asks only for the row and the ``warnings``.
+    ``article`` is a property. A worker sends the article packed (``models.pack_article``);
+    in a cold build it sends the article's ``row`` (``rows.py``) instead, with only what the
+    row leaves out (its own ``updated``, its ``warnings``): the bulk load of a cold build
+    asks only for the row and the warnings, and the article is made again from the row if
+    anything asks for it (``rows.article_of``).
     """
 
     __slots__ = (
@@ -98,7 +100,7 @@ class FileResult:
         prev: FileState | None = None,
         hashed: bool = False,  # its bytes were read in this scan (not trusted from the stat)
         row: NewArticle | None = None,  # the article as a new ledger entry (``rows.py``)
-        packed: tuple[tuple[Any, ...], tuple[str, ...]] | None = None,  # (packed, warnings)
+        packed: Sent | None = None,  # (packed, warnings), or (updated, warnings) beside a row
     ) -> None:
         self.path = path
         self.size = size
@@ -120,7 +122,13 @@ class FileResult:
     def article(self) -> Article | None:
         """The parsed article (unpacked on first use when a worker sent it)."""
         if self._packed is not None:
-            self._article, self._packed = unpack_article(self._packed[0]), None
+            values, warnings = self._packed
+            if values is None or isinstance(values, datetime):  # the rest is in the row
+                assert self.row is not None, "a worker sent neither the article nor its row"
+                self._article = article_of(self.row, updated=values, warnings=warnings)
+            else:
+                self._article = unpack_article(values)
+            self._packed = None
         return self._article
 
     @property
@@ -155,6 +163,10 @@ class ScanResult:
 
 
 Stamped = tuple[str, int, int, int, int]  # (path, size, mtime_ns, ctime_ns, inode)
+# An article as a worker sends it: (``pack_article``'s values, warnings) or, beside its row,
+# (its own ``updated``, None when it is ``published`` as always from a seed; warnings): the
+# row holds the rest (``rows.article_of``).
+Sent = tuple[tuple[Any, ...] | datetime | None, tuple[str, ...]]
 
 
 @dataclass(slots=True)
@@ -559,11 +571,12 @@ class Scanner:
 # --- the worker side of ``Scanner._scan_pooled`` ------------------------------------------------
 # A SeedError does not survive pickling (its args are the message, not the facts): it travels as
 # (class, path, line, reason); an Article as plain values (``pack_article``: pickling the
-# models costs more than parsing them).
+# models costs more than parsing them), or, when the worker made its row, as the little the
+# row leaves out (half the bytes to pickle, send and unpickle: the row holds the JSON).
 _Packed = (
     tuple[
         tuple[str, int, int, int, int, str | None, bool, FileState | None, bool],
-        tuple[tuple[Any, ...], tuple[str, ...]] | None,
+        Sent | None,
         tuple[type[SeedError], str, int, str] | None,
         NewArticle | None,
     ]
@@ -620,9 +633,12 @@ def _scan_chunk(
             out.append(None)
             continue
         a, row = result.article, None
+        article: Sent | None = None
         if a is not None and rows:
             row = new_article(a, authority=settings.id_authority, tz=settings.tz, feeds=feeds)
-        article = (pack_article(a), a.warnings) if a is not None else None
+            article = (None if a.updated == a.published else a.updated, a.warnings)
+        elif a is not None:
+            article = (pack_article(a), a.warnings)
         e = result.error
         facts = (type(e), e.path, e.line, e.reason) if e is not None else None
         r = result

@@ -61,7 +61,9 @@ class NewArticle(NamedTuple):
     entry_id: str
     content_hash: str
     published: str  # UTC ISO 8601, as the ``articles`` and ``members`` columns hold it
-    article: str  # the ``Entry`` as JSON, warnings left out (the ``articles.article`` column)
+    # the ``Entry`` as JSON, warnings left out (the ``articles.article`` column), UTF-8 encoded:
+    # sent between processes and bound as bytes, no decoding and encoding on the way (#9)
+    article: bytes
     feeds: tuple[str, ...]  # the feeds it is in: distinct, sorted
 
 

@@ -198,6 +198,9 @@ class Dialect:
     wake: str | None = None
     # The title in ``articles.article`` (JSON text), read in SQL (no model validation)
     title: str = "json_extract(article, '$.title')"
+    # A TEXT value bound as its UTF-8 bytes (a cold build's article JSON: ``add_articles``):
+    # stored as the same text the ``str`` would make, without decoding it in Python first
+    utf8_text: str = "CAST(? AS TEXT)"
 
     def channel(self, site_id: str) -> str:
         """The wake-up channel of one site (an identifier: ``LISTEN`` takes it unquoted)."""
@@ -234,6 +237,7 @@ POSTGRES = Dialect(
     blob="BYTEA",
     wake="SELECT pg_notify(?, ?)",
     title="(article::json ->> 'title')",
+    utf8_text="convert_from(?, 'UTF8')",
 )
 
 
@@ -500,7 +504,7 @@ class SQLStore(DocumentQueries, InboxQueries):
             members += [(feed, key, published) for feed in new.feeds]
         self._db.executemany(
             "INSERT INTO articles (key, entry_id, path, content_hash, published, first_seen,"
-            " updated, article) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f" updated, article) VALUES (?, ?, ?, ?, ?, ?, ?, {self.dialect.utf8_text})",
             articles,
         )
         self._db.executemany("INSERT INTO members (feed, key, published) VALUES (?, ?, ?)", members)

@@ -113,7 +113,14 @@ def _check_header(path: Path) -> None:
     pages = int.from_bytes(header[28:32], "big")
     valid = pages and header[24:28] == header[92:96]
     wal = path.with_name(path.name + "-wal")
-    if valid and size < pages * page_size and not (wal.exists() and wal.stat().st_size):
+    # a hot rollback journal (a killed bulk load: ``_bulk_journal``) holds what is missing
+    journal = path.with_name(path.name + "-journal")
+    if (
+        valid
+        and size < pages * page_size
+        and not (wal.exists() and wal.stat().st_size)
+        and not journal.exists()
+    ):
         raise StoreError(
             path,
             _damaged(f"cut short: {size} bytes, the header says {pages * page_size}"),
@@ -296,24 +303,53 @@ class SQLiteStore(SQLStore):
         """All or nothing: an exception (or a kill) rolls everything back.
 
         Driver errors, ``COMMIT``'s included, leave as ``StoreError``; others pass unchanged.
+        A transaction into an empty store (a cold build's bulk load) runs with a rollback
+        journal instead of the WAL (``_bulk_journal``), then the store is WAL again.
         """
+        bulk = self._bulk_journal()
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as e:
-            raise store_error(self.path, e) from e
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as e:
+                raise store_error(self.path, e) from e
+            try:
+                yield
+            except sqlite3.Error as e:
+                self._rollback()
+                raise store_error(self.path, e) from e
+            except BaseException:
+                self._rollback()
+                raise
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as e:
+                self._rollback()
+                raise store_error(self.path, e) from e
+        finally:
+            if bulk:  # back to the WAL (failing that, the next open sets it)
+                with suppress(sqlite3.Error):
+                    self._db.execute("PRAGMA journal_mode=WAL")
+
+    def _bulk_journal(self) -> bool:
+        """Switch an empty store to a rollback journal (``DELETE``) for one transaction.
+
+        In WAL mode every page a bulk load writes goes to the WAL at commit and is copied
+        into the store by the checkpoint: written twice. A rollback journal keeps only the
+        old contents of the pages a transaction changes, and an empty store has next to
+        none: the new pages are written once, in place (a 10,000-seed cold build: 0.2 s of
+        CPU less). Crash safety is the same (``synchronous=FULL``: the journal is synced
+        before the store is written; a kill leaves a hot journal that the next open rolls
+        back). While it runs, a reader (``store backup``) waits for it instead of reading
+        the empty store beside it. False: the store is not empty, or another connection
+        kept it in WAL mode.
+        """
+        if not self.is_empty():
+            return False
         try:
-            yield
-        except sqlite3.Error as e:
-            self._rollback()
-            raise store_error(self.path, e) from e
-        except BaseException:
-            self._rollback()
-            raise
-        try:
-            self._db.execute("COMMIT")
-        except sqlite3.Error as e:
-            self._rollback()
-            raise store_error(self.path, e) from e
+            mode = self._db.execute("PRAGMA journal_mode=DELETE").fetchone()
+        except sqlite3.Error:
+            return False
+        return mode is not None and str(mode[0]).lower() == "delete"
 
 
 # --- the store file as a whole: check, back up, restore ------------------------------------------
@@ -473,13 +509,15 @@ def restore_store(state_dir: Path, backup: Path, *, lock_timeout: float) -> Stor
         summary = _copy(backup, tmp, restored=True)
         aside = target.with_name(target.name + REPLACED_SUFFIX)
         try:
-            for suffix in ("", "-wal", "-shm"):
+            for suffix in ("", "-wal", "-shm", "-journal"):
                 target.with_name(aside.name + suffix).unlink(missing_ok=True)
             if target.exists():
                 os.replace(target, aside)
-            wal = target.with_name(target.name + "-wal")
-            if wal.exists():  # the WAL belongs to the old file: it goes with it
-                os.replace(wal, aside.with_name(aside.name + "-wal"))
+            for suffix in ("-wal", "-journal"):  # the WAL or a hot journal (a killed cold
+                # build) belongs to the old file: it goes with it
+                beside = target.with_name(target.name + suffix)
+                if beside.exists():
+                    os.replace(beside, aside.with_name(aside.name + suffix))
             target.with_name(target.name + "-shm").unlink(missing_ok=True)
             os.replace(tmp, target)
             _fsync_dir(state_dir)
