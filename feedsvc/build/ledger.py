@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Literal
 from ..errors import SeedError
 from ..models import Article, Entry
 from ..seeds import seed_key
-from ..store import FileState, Member, NewArticle, Store
+from ..store import STAMPS_META, FileState, Member, NewArticle, Store
 from .feeds import FeedSet
 from .rows import first_entry_id, new_article
-from .scan import FileResult
+from .scan import FileResult, ScanResult
 
 if TYPE_CHECKING:
     from .adopt import Found
@@ -170,6 +170,7 @@ class Ledger:
         """
         self._bulk = _Bulk() if self.bulk_load and self.store.is_empty() else None
         if self._bulk is not None:
+            self.store.set_meta(STAMPS_META, "")  # ``add_files`` writes stamps too
             self.store.bulk_indexes(built=False)  # built once at the end: see ``finish_bulk``
         return self._bulk is not None
 
@@ -366,3 +367,21 @@ def _file_state(result: FileResult, key: str) -> FileState:
         result.ctime_ns,
         result.inode,
     )
+
+
+def record_stamps(store: Store, scan: ScanResult) -> None:
+    """After a full scan's results are recorded: keep the digest of its listing in the
+    store's meta (``STAMPS_META``) when the store's files are now exactly that listing,
+    every one hashed and accepted and no key shared, so the next full scan that lists the
+    same can trust it instead of reading and comparing every stored stamp.
+
+    Bound to this scan's start (``scan_ns``, written beside it). Otherwise the entry is left
+    as it is: any stamp written since it was made dropped it (``Store.put_file``).
+    """
+    listed = scan.listed
+    if listed is None or not listed.complete:
+        return
+    trusted = listed.held is not None and store.get_meta(STAMPS_META) == listed.held
+    if not trusted and store.duplicate_paths():
+        return  # files of a shared key are parsed again by every full scan
+    store.set_meta(STAMPS_META, f"{scan.started_ns}:{listed.digest}")

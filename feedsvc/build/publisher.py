@@ -28,7 +28,14 @@ from ..seeds import printable_path, require_seeds_dir, seed_key
 from ..store import Store, open_store
 from .documents import changed_documents
 from .feeds import FeedSet
-from .ledger import Ledger, MaxDelete, deletion_limit, duplicate_errors, standing_errors
+from .ledger import (
+    Ledger,
+    MaxDelete,
+    deletion_limit,
+    duplicate_errors,
+    record_stamps,
+    standing_errors,
+)
 from .outputs import Writer, Written, WrittenFile, summarize
 from .plan import Planner
 from .remote import remote_results
@@ -237,6 +244,7 @@ class Publisher:
                 if scan.full:
                     store.set_meta("parse_fp", self.scanner.parse_fp)
                     store.set_meta("scan_ns", str(scan.started_ns))
+                    record_stamps(store, scan)
                 # the last store writes; an incremental build checks only what it touches
                 plan = self.planner.plan(store, ledger.changes, check_all=scan.full)
                 written = Written()
