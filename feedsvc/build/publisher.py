@@ -259,6 +259,7 @@ class Publisher:
                         keep=plan.owned,
                         suspect=plan.suspect,
                         stamp_also=plan.owned if plan.full else (),
+                        folders=plan.folders,
                     )
                     report.written, report.files = written.paths, written.files
                     report.repaired = written.repaired
