@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from feedsvc.build import plan
+from feedsvc.store import SQLiteStore as Store
 
 from .conftest import Project, seed_text
 
@@ -152,3 +153,17 @@ def test_a_named_build_after_a_change_it_does_not_check_leaves_it_to_the_next_fu
     result = project.build()
     assert "repaired" in result.output, result.output
     assert (project.feeds / "archive" / "0.rss").read_bytes() == before["archive/0.rss"]
+
+
+def test_the_stamp_of_a_folder_no_feed_writes_any_more_is_forgotten(
+    built: tuple[Project, Snapshot],
+) -> None:
+    project, _ = built
+    with Store(project.state / "feedsvc.sqlite3") as store:
+        assert set(FOLDERS) <= set(store.output_stamps())
+    text = project.config.read_text().replace("category_feeds = true", "category_feeds = false")
+    project.config.write_text(text)
+    assert project.build().exit_code == 0
+    with Store(project.state / "feedsvc.sqlite3") as store:
+        folders = {rel for rel in store.output_stamps() if rel.endswith("/")}
+    assert folders == {"archive/", "articles/", "pages/"}

@@ -253,6 +253,7 @@ class Planner:
         plan = Plan(full=full)
         # a folder found as the last write left it, or checked whole, is stamped after the write
         plan.folders = {f: full or check_all or recorded.get(f) == st for f, st in folders.items()}
+        plan.folders |= {f: False for f in recorded if f not in folders}  # a feed now gone
         redo: set[int] = set()  # HTML archive pages found missing or damaged
         if not full:
             owned = self.owned(store, specs, pages=check_all and not sampled)
