@@ -214,3 +214,37 @@ def test_a_file_state_written_outside_a_build_is_not_trusted_away(project: Proje
             store.put_file(dataclasses.replace(state, error="x"))
     results, _, _ = _scan(publisher)
     assert list(results) == [path.name]
+
+
+def test_on_postgresql_the_digest_is_kept_trusted_and_dropped_the_same_way(
+    project: Project, pg_schema_url: str
+) -> None:
+    [path, other, _] = _old_seeds(project, 3)
+    publisher = _publisher(project, store_url=pg_schema_url)
+    publisher.racy_ns = CLOCK_BEHIND_NS
+    assert publisher.build().new == 3
+
+    def held() -> str | None:
+        with publisher.open_store() as store:
+            return store.get_meta(STAMPS_META)
+
+    def scan() -> tuple[list[str], int, str | None]:
+        with publisher.open_store() as store:
+            found = publisher.scan(store)
+            results = [r.path for r in found.results]
+        return results, found.unchanged, found.listed.held if found.listed else None
+
+    kept = held()
+    assert kept
+    assert scan() == ([], 3, kept)  # trusted: the stored stamps are not read
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("Nummer 0.", "Nummer X."), encoding="utf-8")  # same size
+    os.utime(path, ns=(OLD_MTIME_NS, OLD_MTIME_NS))
+    assert scan() == ([path.name], 2, None)
+    assert publisher.build().changed == 1
+    assert held() not in (None, kept)
+    os.utime(other, ns=(OLD_MTIME_NS, OLD_MTIME_NS + 1))
+    publisher.build([other])  # a named build writes its stamp: the digest is dropped
+    assert held() is None
+    assert publisher.build().unchanged == 3
+    assert scan()[2] is not None

@@ -181,6 +181,7 @@ class Publisher:
             started_ns=scan.started_ns,
             unchanged=scan.unchanged,
             duplicates=scan.duplicates,
+            listed=scan.listed,
         )
 
     # --- stages 2-4, in one transaction ---------------------------------------------------------
