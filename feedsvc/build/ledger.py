@@ -170,7 +170,6 @@ class Ledger:
         """
         self._bulk = _Bulk() if self.bulk_load and self.store.is_empty() else None
         if self._bulk is not None:
-            self.store.set_meta(STAMPS_META, "")  # ``add_files`` writes stamps too
             self.store.bulk_indexes(built=False)  # built once at the end: see ``finish_bulk``
         return self._bulk is not None
 

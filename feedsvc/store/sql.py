@@ -188,8 +188,8 @@ TABLES: dict[str, tuple[str, ...]] = {
 
 # The meta entry for the digest of a full scan's listing (``build/scan.py``), as
 # "<scan_ns>:<sha256>": kept only while the store's files are exactly that listing. Every
-# ``put_file`` and ``delete_file`` drops it in its own transaction; a bulk load (``add_files``,
-# into an empty store) is preceded by the ledger's drop; the ledger writes it again.
+# ``put_file``, ``delete_file`` and ``add_files`` drops it in the same transaction (and the
+# v2 migration); the ledger writes it again (``ledger.record_stamps``).
 STAMPS_META = "stamps"
 
 
@@ -477,6 +477,7 @@ class SQLStore(DocumentQueries, InboxQueries):
 
     def add_files(self, states: Iterable[FileState]) -> None:
         """``put_file`` for many files the store does not know, in one ``executemany``."""
+        self._stamps_changed()
         self._db.executemany(
             "INSERT INTO files (path, key, size, mtime_ns, file_hash, error, error_line, warnings,"
             " ctime_ns, inode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
