@@ -56,6 +56,13 @@ def _scan(publisher: Publisher) -> tuple[dict[str, FileResult], int, list[str]]:
     return results, scan.unchanged, [s for s in statements if "FROM files" in s]
 
 
+def _built(publisher: Publisher, new: int) -> None:
+    """A cold build (it reads every file: no digest), then one that compares the stored
+    stamps once and keeps the digest of its listing."""
+    assert publisher.build().new == new
+    assert publisher.build().unchanged == new
+
+
 def _held(project: Project) -> str | None:
     with Store(project.state / "feedsvc.sqlite3") as store:
         return store.get_meta(STAMPS_META)
@@ -64,7 +71,7 @@ def _held(project: Project) -> str | None:
 def test_a_no_change_full_scan_reads_no_stored_stamp(project: Project) -> None:
     _old_seeds(project, 5)
     publisher = _publisher(project)
-    assert publisher.build().new == 5
+    _built(publisher, 5)
     results, unchanged, read = _scan(publisher)
     assert (results, unchanged) == ({}, 5)
     assert read == []  # neither the stamps nor the duplicate keys: the digest speaks for them
@@ -75,7 +82,7 @@ def test_a_no_change_full_scan_reads_no_stored_stamp(project: Project) -> None:
 def test_after_a_change_the_next_scans_trust_the_digest_again(project: Project) -> None:
     paths = _old_seeds(project, 4)
     publisher = _publisher(project)
-    publisher.build()
+    _built(publisher, 4)
     paths[0].write_text(seed_text("Meldung Nummer 0, berichtigt."), encoding="utf-8")
     os.utime(paths[0], ns=(OLD_MTIME_NS, OLD_MTIME_NS))
     results, unchanged, read = _scan(publisher)
@@ -89,7 +96,7 @@ def test_an_edit_keeping_size_and_mtime_is_seen_through_the_digest(project: Proj
     [path, _] = _old_seeds(project, 2)
     publisher = _publisher(project)
     publisher.racy_ns = CLOCK_BEHIND_NS
-    publisher.build()
+    _built(publisher, 2)
     assert _scan(publisher)[2] == []  # the digest is trusted
     text = path.read_text(encoding="utf-8")
     path.write_text(text.replace("Nummer 0.", "Nummer X."), encoding="utf-8")  # same size
@@ -107,7 +114,7 @@ def test_a_twin_swapped_in_with_the_same_stat_is_seen_through_the_digest(
     [path, _] = _old_seeds(project, 2)
     publisher = _publisher(project)
     publisher.racy_ns = CLOCK_BEHIND_NS
-    publisher.build()
+    _built(publisher, 2)
     assert _scan(publisher)[2] == []  # the digest is trusted
     twin = path.with_suffix(".new")
     twin.write_text(path.read_text(encoding="utf-8").replace("Nummer 0.", "Nummer Y."))
@@ -123,7 +130,7 @@ def test_a_racily_clean_file_is_read_again_though_the_digest_matches(project: Pr
     future = OLD_MTIME_NS + 10**9 * 3600 * 24 * 365 * 10  # a wrong clock on a share: years ahead
     os.utime(path, ns=(OLD_MTIME_NS, future))  # never before the previous scan's start: racy
     publisher = _publisher(project)
-    publisher.build()
+    _built(publisher, 2)
     assert _held(project)  # the store's files are the listing: the digest is kept...
     results, unchanged, read = _scan(publisher)
     assert list(results) == [path.name]  # ...but the racy file's stat proves nothing
@@ -139,7 +146,7 @@ def test_a_lost_damaged_or_foreign_digest_falls_back_to_the_stored_stamps(
 ) -> None:
     paths = _old_seeds(project, 3)
     publisher = _publisher(project)
-    publisher.build()
+    _built(publisher, 3)
     held = _held(project)
     assert held is not None
     scan_ns, digest = held.split(":")
@@ -159,7 +166,7 @@ def test_a_lost_damaged_or_foreign_digest_falls_back_to_the_stored_stamps(
 def test_every_stamp_written_drops_the_digest(project: Project) -> None:
     [path, other] = _old_seeds(project, 2)
     publisher = _publisher(project)
-    publisher.build()
+    _built(publisher, 2)
     assert _held(project)
     assert publisher.build([path]).unchanged == 1  # a named file is read and recorded again
     os.utime(path, ns=(OLD_MTIME_NS, OLD_MTIME_NS + 1))  # a stamp the store must write
@@ -181,7 +188,7 @@ def test_every_stamp_written_drops_the_digest(project: Project) -> None:
 def test_no_digest_while_a_seed_is_rejected_or_a_key_shared(project: Project) -> None:
     _old_seeds(project, 2)
     publisher = _publisher(project)
-    publisher.build()
+    _built(publisher, 2)
     bad = project.write_seed("100_00000000000000aa.txt", "no date line here\n")
     os.utime(bad, ns=(OLD_MTIME_NS, OLD_MTIME_NS))
     assert publisher.build().errors
@@ -207,7 +214,7 @@ def test_a_file_state_written_outside_a_build_is_not_trusted_away(project: Proje
     feedsvc might) is read again by the next full build."""
     [path, _] = _old_seeds(project, 2)
     publisher = _publisher(project)
-    publisher.build()
+    _built(publisher, 2)
     with Store(project.state / "feedsvc.sqlite3") as store:
         [state] = store.file_states([path.name]).values()
         with store.transaction():
@@ -222,7 +229,7 @@ def test_on_postgresql_the_digest_is_kept_trusted_and_dropped_the_same_way(
     [path, other, _] = _old_seeds(project, 3)
     publisher = _publisher(project, store_url=pg_schema_url)
     publisher.racy_ns = CLOCK_BEHIND_NS
-    assert publisher.build().new == 3
+    _built(publisher, 3)
 
     def held() -> str | None:
         with publisher.open_store() as store:

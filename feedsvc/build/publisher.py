@@ -245,7 +245,7 @@ class Publisher:
                 if scan.full:
                     store.set_meta("parse_fp", self.scanner.parse_fp)
                     store.set_meta("scan_ns", str(scan.started_ns))
-                    record_stamps(store, scan)
+                    record_stamps(store, scan, scan.duplicates if recorded == 0 else None)
                 # the last store writes; an incremental build checks only what it touches
                 plan = self.planner.plan(store, ledger.changes, check_all=scan.full)
                 written = Written()

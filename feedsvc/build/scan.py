@@ -278,9 +278,11 @@ class Scanner:
         known_rest: Iterable[str] = ()
         states: dict[str, FileState] = {}
         if paths is None:
-            found = walk_seeds(self.seeds, self.pattern, stats=True)
+            found = walk_seeds(self.seeds, self.pattern, stats=not reparse_all)
             rest = found.seeds
-            digest = stamps_digest(found)
+            # (a scan that reads every file keeps no digest: its stats would be held for the
+            # whole corpus; the next full scan compares the rows once and keeps it)
+            digest = None if reparse_all else stamps_digest(found)
             held = store.get_meta(STAMPS_META) if digest is not None else None
             if digest is not None and not reparse_all and held == f"{scan_ns}:{digest}":
                 # the store's own files are this very listing, each one hashed and accepted,
@@ -297,7 +299,7 @@ class Scanner:
                 if reparse_all:  # every file is read: every state is needed
                     states = store.file_states()
                     known_rest = states.keys()
-                    pending = {t[0]: t[1:] for t in found.stamped}
+                    pending = {}
                 else:  # most files are unchanged: their stats and stamps are compared in bulk
                     stamps = store.file_stamps(racy)
                     proved = stamps.intersection(found.stamped)
