@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from feedsvc import Publisher, load_settings
 from feedsvc.build.scan import FileResult
 from feedsvc.store import STAMPS_META
@@ -255,3 +257,27 @@ def test_on_postgresql_the_digest_is_kept_trusted_and_dropped_the_same_way(
     assert held() is None
     assert publisher.build().unchanged == 3
     assert scan()[2] is not None
+
+
+def test_a_racy_file_read_again_unchanged_leaves_the_duplicate_keys_unread(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing written to the files table: the digest still holds, and with it "no key is
+    shared", so the build's report does not read the keys again either."""
+    [path, _] = _old_seeds(project, 2)
+    os.utime(path, ns=(OLD_MTIME_NS, OLD_MTIME_NS + 10**9 * 3600 * 24 * 365 * 10))  # racy
+    publisher = _publisher(project)
+    _built(publisher, 2)
+    statements: list[str] = []
+    opened = Publisher.open_store
+
+    def traced(self: Publisher, *, verify: bool = False) -> Store:
+        store = opened(self, verify=verify)
+        store._db.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+        return store
+
+    monkeypatch.setattr(Publisher, "open_store", traced)
+    report = publisher.build()
+    assert (report.unchanged, report.errors) == (2, [])
+    assert [s for s in statements if "GROUP BY key" in s] == []
+    assert [s for s in statements if "THEN size ELSE -1" in s] == []  # no stamp compared

@@ -370,7 +370,7 @@ def _file_state(result: FileResult, key: str) -> FileState:
 
 def record_stamps(
     store: Store, scan: ScanResult, duplicates: dict[str, list[str]] | None = None
-) -> None:
+) -> bool:
     """After a full scan's results are recorded: keep the digest of its listing in the
     store's meta (``STAMPS_META``) when the store's files are now exactly that listing,
     every one hashed and accepted and no key shared, so the next full scan that lists the
@@ -379,11 +379,18 @@ def record_stamps(
     Bound to this scan's start (``scan_ns``, written beside it). Otherwise the entry is left
     as it is: any stamp written since it was made dropped it (``Store.put_file``).
     ``duplicates``: the store's ``duplicate_paths`` when known (nothing recorded since).
+    True when the digest this scan trusted still holds: no file's row was written since,
+    so the duplicate keys are still none.
     """
     listed = scan.listed
+    trusted = (
+        listed is not None
+        and listed.held is not None
+        and store.get_meta(STAMPS_META) == listed.held
+    )
     if listed is None or not listed.complete:
-        return
-    trusted = listed.held is not None and store.get_meta(STAMPS_META) == listed.held
+        return trusted
     if not trusted and (store.duplicate_paths() if duplicates is None else duplicates):
-        return  # files of a shared key are parsed again by every full scan
+        return False  # files of a shared key are parsed again by every full scan
     store.set_meta(STAMPS_META, f"{scan.started_ns}:{listed.digest}")
+    return trusted

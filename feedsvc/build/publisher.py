@@ -242,10 +242,12 @@ class Publisher:
                     ledger.resort()
                 if adopted is not None:
                     ledger.adopt_places(adopted, self.settings.feeds_dir)
+                kept = False
                 if scan.full:
                     store.set_meta("parse_fp", self.scanner.parse_fp)
                     store.set_meta("scan_ns", str(scan.started_ns))
-                    record_stamps(store, scan, scan.duplicates if recorded == 0 else None)
+                    # the digest this scan trusted still holds: no file's row was written
+                    kept = record_stamps(store, scan, scan.duplicates if recorded == 0 else None)
                 # the last store writes; an incremental build checks only what it touches
                 plan = self.planner.plan(store, ledger.changes, check_all=scan.full)
                 written = Written()
@@ -272,7 +274,7 @@ class Publisher:
                 if not plan.idle:
                     store.set_meta("render_fp", self.planner.render_fp)
                 # nothing recorded: the duplicate keys are those the scan read
-                same_files = scan.duplicates if recorded == 0 else None
+                same_files = scan.duplicates if recorded == 0 or kept else None
                 report.errors = standing_errors(store, self.display, same_files)
                 report.total = store.count_live()
                 committing = True
