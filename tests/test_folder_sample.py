@@ -167,3 +167,21 @@ def test_the_stamp_of_a_folder_no_feed_writes_any_more_is_forgotten(
     with Store(project.state / "feedsvc.sqlite3") as store:
         folders = {rel for rel in store.output_stamps() if rel.endswith("/")}
     assert folders == {"archive/", "articles/", "pages/"}
+
+
+def test_a_file_the_manifest_does_not_know_is_written_whatever_the_folder_stamp(
+    built: tuple[Project, Snapshot], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store whose manifest lost a file's row while holding the folder's stamp as it is
+    now (the file gone with it): the file is written by the next build, sampled or not."""
+    project, before = built
+    monkeypatch.setattr(plan, "FOLDER_SAMPLE", 2)
+    victim = project.feeds / "archive" / "1.xml"
+    victim.unlink()
+    st = victim.parent.stat()
+    with Store(project.state / "feedsvc.sqlite3") as store, store.transaction():
+        store.record_outputs(
+            {"archive/1.xml": None, "archive/": (st.st_size, st.st_mtime_ns, st.st_ino)}
+        )
+    assert project.build().exit_code == 0
+    assert victim.read_bytes() == before["archive/1.xml"]

@@ -266,7 +266,11 @@ class Planner:
             if not check_all or sampled:
                 for key in (*changes.articles, *sample):
                     owned[f"{ARTICLES_DIR}/{key}.html"] = ("article", key, 0)
-            checked = self._folder_sample(store, owned, folders, recorded) if check_all else owned
+            checked = (
+                self._folder_sample(store, owned, manifest, folders, recorded)
+                if check_all
+                else owned
+            )
             self._check(checked, manifest, changes, plan.suspect, redo)
             # nothing to write; but a full check of a page tree (or a folder) found whole takes
             # its stamp again (an empty write), so the next builds can sample
@@ -345,17 +349,21 @@ class Planner:
         self,
         store: Store,
         owned: dict[str, Output],
+        manifest: dict[str, Stamp],
         folders: dict[str, Stamp | None],
         recorded: dict[str, Stamp],
     ) -> dict[str, Output]:
         """``owned`` without the files of the folders found as the last write left them (no
         file created, removed or renamed in them since: their stamps as recorded), but for
         the next ``FOLDER_SAMPLE`` of those in path order (a file damaged in place is found
-        within (files / FOLDER_SAMPLE) full builds)."""
+        within (files / FOLDER_SAMPLE) full builds). A file the manifest does not know is
+        never left out: it is written."""
         whole = {f for f, st in folders.items() if st is not None and recorded.get(f) == st}
         if not whole:
             return owned
-        inside = sorted(rel for rel in owned if rel[: rel.rfind("/") + 1] in whole)
+        inside = sorted(
+            rel for rel in owned if rel[: rel.rfind("/") + 1] in whole and rel in manifest
+        )
         if len(inside) <= FOLDER_SAMPLE:
             return owned
         held = store.get_meta(FOLDER_SAMPLE_META) or "0"
