@@ -14,8 +14,8 @@ when the run is interrupted; the store then sees one more change, which the next
 build takes in like any edit, untimed). The state must exist (one cold build first); the
 seeds folder must be writable (a copy: the edit is undone, but it is an edit).
 
-Usage: ``.venv/bin/python bench/nochange_bench.py --config STATE.toml [--other BIN]
-[--runs 5] [--seed NAME]``.
+Usage: ``.venv/bin/python bench/nochange_bench.py --config STATE.toml [--other BIN
+[--other-config STATE2.toml]] [--runs 5] [--seed NAME]``.
 """
 
 from __future__ import annotations
@@ -60,12 +60,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--other", type=Path, help="another feedsvc executable to compare")
+    parser.add_argument(
+        "--other-config",
+        type=Path,
+        help="the other executable's own state (same seeds): a store one version keeps may "
+        "mean nothing to the other (e.g. the digest of the last listing), so each keeps its own",
+    )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seed", help="the seed the one-file job edits (default: the middle one)")
     args = parser.parse_args(argv)
     config = args.config.resolve()
     seeds = seeds_of(config)
     binaries = {"this": FEEDSVC} | ({"other": args.other.resolve()} if args.other else {})
+    configs = {"this": config, "other": (args.other_config or config).resolve()}
+    if seeds_of(configs["other"]).resolve() != seeds.resolve():
+        raise SystemExit("--other-config must use the same seeds folder")
     if args.seed:
         target = seeds / args.seed
     else:
@@ -89,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     run([sys.executable, "-c", FLOOR, seeds], cwd=work)
                 )
                 for name, binary in binaries.items():
+                    config = configs[name]
                     settle(binary, config, work)
                     samples.setdefault(f"{name}: --version", []).append(
                         run([binary, "--version"], cwd=work)
@@ -107,9 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     samples.setdefault(f"{name}: build SEED, one changed", []).append(one)
         finally:
             shutil.copy2(backup, target)
-        for binary in binaries.values():
-            settle(binary, config, work)  # the store takes the restored seed back in
-    print(f"{config} ({seeds}), medians of {args.runs} interleaved rounds:")
+        for name, binary in binaries.items():
+            settle(binary, configs[name], work)  # the store takes the restored seed back in
+    print(f"{configs['this']} ({seeds}), medians of {args.runs} interleaved rounds:")
     for job, got in samples.items():
         print(f"- {job}: {median(got)}")
     return 0

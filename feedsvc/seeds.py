@@ -18,7 +18,8 @@ import os
 import re
 import stat
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -152,30 +153,94 @@ def require_seeds_dir(seeds: Path) -> None:
         raise SeedsDirError(printable_path(seeds), "not a folder")
 
 
-def list_seeds(seeds: Path, pattern: str) -> list[str]:
-    """Every seed file under ``seeds`` (recursive, symlinked dirs not followed), sorted.
+Stamped = tuple[str, int, int, int, int]  # (path, size, mtime_ns, ctime_ns, inode)
 
-    A folder that cannot be listed raises ``SeedsDirError``: its files are never taken for
-    deleted. A sub-folder that vanished while it was walked is gone, like its files.
+
+@dataclass(slots=True)
+class Listing:
+    """Every seed under a folder (``walk_seeds``: in the folders' own order, unsorted) and,
+    when asked, the stat of every seed whose stat worked, as ``Store.file_stamps`` gives them.
+    Only a printable name is its own stored name (``stored_path``), so only such a stat can
+    match a stored one; the others are looked at one by one (the scan's ``scan_one``)."""
+
+    seeds: list[str] = field(default_factory=list)
+    stamped: list[Stamped] = field(default_factory=list)
+
+
+def _seed_test(pattern: str) -> Callable[[str], bool]:
+    """``is_seed_name`` for one pattern, without fnmatch's per-call cost where the pattern
+    is ``*`` and a plain suffix (the default ``*.txt``): the same answers, a third of the time."""
+    tail = pattern[1:]
+    if pattern.startswith("*") and not any(c in tail for c in "*?[]"):
+        return lambda name: (
+            name.endswith(tail) and not name.startswith(".") and not name.endswith(IGNORED_SUFFIXES)
+        )
+    return lambda name: is_seed_name(name, pattern)
+
+
+def walk_seeds(seeds: Path, pattern: str, *, stats: bool = False) -> Listing:
+    """Every seed file under ``seeds``, with each one's stat taken on the way (``stats``).
+
+    The rules: a seed's name matches ``is_seed_name`` (hidden files and editor or transfer
+    leftovers never do); sub-folders are walked, except hidden ones and symlinked ones; a
+    symlink to a file, even a dangling one, is listed (``read_seed`` judges it); an entry
+    whose type cannot be known is taken for a file. A folder that cannot be listed raises
+    ``SeedsDirError``: its files are never taken for deleted. A sub-folder that vanished
+    while it was walked is gone, like its files.
+
+    One ``scandir`` per folder, each stat relative to the folder's fd (one path component
+    to resolve; ``DirEntry.stat`` caches nothing that could be stale: it is taken once,
+    here). A seed whose stat fails is listed without one.
     """
     require_seeds_dir(seeds)
-    found: list[str] = []
     root = os.path.normpath(seeds)
-
-    def fail(error: OSError) -> None:
-        where = error.filename if error.filename is not None else root
-        if isinstance(error, FileNotFoundError) and os.path.normpath(where) != root:
-            return  # a sub-folder removed while walking: its files are gone
-        raise SeedsDirError(printable_path(where), os_reason(error)) from error
-
-    for dirpath, dirnames, filenames in os.walk(root, onerror=fail):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        base = os.path.relpath(dirpath, root)
-        for name in filenames:
-            if is_seed_name(name, pattern):
-                found.append(name if base == "." else f"{base}/{name}".replace(os.sep, "/"))
-    found.sort()
+    is_seed = _seed_test(pattern)
+    found = Listing()
+    seeds_out, stamped = found.seeds, found.stamped
+    folders = [("", root)]
+    while folders:
+        base, folder = folders.pop()
+        try:
+            fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError as e:
+            if isinstance(e, FileNotFoundError) and folder != root:
+                continue  # a sub-folder removed while walking: its files are gone
+            raise SeedsDirError(printable_path(folder), os_reason(e)) from e
+        try:  # the fd stays open while its entries are looked at: their stats use it
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    name = entry.name
+                    try:
+                        is_dir = entry.is_dir()
+                        linked = is_dir and entry.is_symlink()
+                    except OSError:
+                        is_dir = linked = False  # as os.walk takes it: a file
+                    if is_dir:
+                        if not name.startswith(".") and not linked:
+                            folders.append((f"{base}{name}/", os.path.join(folder, name)))
+                        continue
+                    if not is_seed(name):
+                        continue
+                    rel = base + name
+                    seeds_out.append(rel)
+                    if stats:
+                        try:
+                            st = entry.stat()
+                        except OSError:
+                            continue
+                        stamped.append((rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+        except OSError as e:
+            if isinstance(e, FileNotFoundError) and folder != root:
+                continue
+            raise SeedsDirError(printable_path(folder), os_reason(e)) from e
+        finally:
+            os.close(fd)
     return found
+
+
+def list_seeds(seeds: Path, pattern: str) -> list[str]:
+    """Every seed file under ``seeds``, sorted (``walk_seeds``' rules)."""
+    return sorted(walk_seeds(seeds, pattern).seeds)
 
 
 def read_seed(

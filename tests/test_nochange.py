@@ -2,7 +2,7 @@
 
 The scan lists and stats every seed in one pass and compares the stats with the stored stamps
 in bulk: a file so proven unchanged is counted, never a result, and nothing is read for it.
-The listing keeps ``seeds.list_seeds``' rules exactly; what a no-change build imports is
+The listing's rules are checked against explicit expectations; what a no-change build imports is
 checked in a fresh process (``sys.modules``), not timed: the figures are in
 ``bench/nochange_bench.py`` and ``bench/profile_nochange.py``.
 """
@@ -20,8 +20,7 @@ import pytest
 
 from feedsvc import Publisher, load_settings
 from feedsvc._lang import KNOWN_CODES
-from feedsvc.build.scan import _walk
-from feedsvc.seeds import list_seeds
+from feedsvc.seeds import list_seeds, walk_seeds
 
 from .conftest import Project, seed_text
 from .test_faults_scan import DROP_DAC
@@ -98,24 +97,29 @@ def test_a_full_scan_still_sees_every_kind_of_change_among_unchanged_files(
 
 
 def _tree(root: Path) -> None:
-    """Every case ``list_seeds`` decides: nesting, hidden and symlinked folders, ignored
-    suffixes, a folder named like a seed, a symlinked seed, a dangling one, other names."""
+    """Every case the listing decides: nesting, hidden and symlinked folders, ignored
+    suffixes, a folder named like a seed, a symlinked seed, a dangling one, odd names."""
     for rel in (
         "a.txt",
         "b.md",
         ".hidden.txt",
         "edit.txt.swp",
         "partial.txt.part",
+        "backup.txt~",
+        "upload.tmp",
         "sub/c.txt",
         "sub/deeper/d.txt",
         "sub/.e.txt",
         ".git/f.txt",
         "news-1.txt",
         "news-2.md",
+        "with space.txt",
+        "line\nbreak.txt",
     ):
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("x", encoding="utf-8")
+    (root / os.fsdecode(b"caf\xe9.txt")).write_text("x", encoding="utf-8")  # not UTF-8
     (root / "folder.txt").mkdir()
     (root / "folder.txt" / "g.txt").write_text("x", encoding="utf-8")
     outside = root.parent / "outside"
@@ -126,32 +130,61 @@ def _tree(root: Path) -> None:
     (root / "dangling.txt").symlink_to(root / "nowhere.txt")
 
 
-@pytest.mark.parametrize("pattern", ["*.txt", "*.md", "news-*.txt", "*", "[ab].*"])
-def test_the_one_pass_listing_is_list_seeds(tmp_path: Path, pattern: str) -> None:
+ODD = ["caf\udce9.txt", "line\nbreak.txt", "with space.txt"]
+LISTED = {
+    "*.txt": [
+        "a.txt",
+        "dangling.txt",
+        "folder.txt/g.txt",
+        "link.txt",
+        "news-1.txt",
+        "sub/c.txt",
+        "sub/deeper/d.txt",
+        *ODD,
+    ],
+    "*.md": ["b.md", "news-2.md"],
+    "news-*.txt": ["news-1.txt"],
+    "*": [
+        "a.txt",
+        "b.md",
+        "dangling.txt",
+        "folder.txt/g.txt",
+        "link.txt",
+        "news-1.txt",
+        "news-2.md",
+        "sub/c.txt",
+        "sub/deeper/d.txt",
+        *ODD,
+    ],
+    "[ab].*": ["a.txt", "b.md"],
+}
+
+
+@pytest.mark.parametrize("pattern", sorted(LISTED))
+def test_the_listing_takes_exactly_the_seeds(tmp_path: Path, pattern: str) -> None:
     root = tmp_path / "seeds"
     root.mkdir()
     _tree(root)
-    found = _walk(root, pattern, stats=True)
-    assert sorted(found.seeds) == list_seeds(root, pattern)
+    assert list_seeds(root, pattern) == sorted(LISTED[pattern])
+    found = walk_seeds(root, pattern, stats=True)
+    assert sorted(found.seeds) == sorted(LISTED[pattern])
     stats = {s[0]: s[1:] for s in found.stamped}
-    for rel in found.seeds:
-        if rel == "dangling.txt":
-            assert rel not in stats  # no stat: ``scan_one`` looks at it properly
-            continue
+    assert "dangling.txt" not in stats  # no stat: ``scan_one`` looks at it properly
+    for rel in set(found.seeds) - {"dangling.txt"}:
         st = os.stat(root / rel)
         assert stats[rel] == (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
-def test_the_one_pass_listing_fails_as_list_seeds_does(tmp_path: Path) -> None:
-    """An unreadable sub-folder: the same ``SeedsDirError`` from both (checked in a process
-    without root's power to ignore permissions, as ``test_faults_scan`` does)."""
+def test_a_folder_that_cannot_be_listed_stops_the_listing(tmp_path: Path) -> None:
+    """An unreadable sub-folder: ``SeedsDirError`` naming it (checked in a process without
+    root's power to ignore permissions, as ``test_faults_scan`` does)."""
     root = tmp_path / "seeds"
     (root / "locked").mkdir(parents=True)
     (root / "a.txt").write_text("x", encoding="utf-8")
     probe = (
-        "import sys\nfrom pathlib import Path\nfrom feedsvc.build.scan import _walk\n"
-        "from feedsvc.errors import SeedsDirError\nfrom feedsvc.seeds import list_seeds\n"
-        "walk = lambda r: _walk(r, '*.txt', stats=True)\n"
+        "import sys\nfrom pathlib import Path\nfrom feedsvc.seeds import list_seeds, walk_seeds\n"
+        "from feedsvc.errors import SeedsDirError\n"
+        "walk = lambda r: walk_seeds(r, '*.txt', stats=True)\n"
         "for lister in (walk, lambda r: list_seeds(r, '*.txt')):\n"
         "    try:\n        lister(Path(sys.argv[1]))\n    except SeedsDirError as e:\n"
         "        print(e.path, e.reason, sep='|')\n"

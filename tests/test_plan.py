@@ -113,7 +113,7 @@ def test_nothing_changed_and_nothing_missing_is_an_idle_plan(tmp_path: Path, sto
     ledger = _fill(store, settings, 3)
     plan = planner.plan(store, ledger.changes)
     written = Writer(settings.feeds_dir, gzip_feeds=True).write(
-        [*plan.documents, *plan.pages], stamp_also=plan.owned
+        [*plan.documents, *plan.pages], stamp_also=plan.owned, folders=plan.folders
     )
     store.record_outputs(written.stamps)
     store.set_meta("render_fp", planner.render_fp)

@@ -107,8 +107,10 @@ def test_a_build_with_nothing_changed_reads_the_duplicate_keys_once(
     tmp_path: Path, calls: Counter[str]
 ) -> None:
     """Every file proven unchanged by its stat, none read: the scan's reading of the keys
-    several files carry (none) is the report's. (A rejected seed, or a duplicate, is read
-    again each build: then the ledger records it and the report reads the keys again.)"""
+    several files carry (none) is the report's (and the ledger's, keeping the digest of the
+    listing); the next build trusts that digest (``test_stamps_digest``): not even that one
+    read. (A rejected seed, or a duplicate, is read again each build: then the ledger
+    records it and the report reads the keys again.)"""
     publisher = _publisher(tmp_path, _corpus(tmp_path, 20))
     publisher.racy_ns = 0  # files written just now: their stats prove them unchanged anyway
     publisher.build()
@@ -117,6 +119,9 @@ def test_a_build_with_nothing_changed_reads_the_duplicate_keys_once(
     assert (again.new, again.changed, again.deleted, again.unchanged) == (0, 0, 0, 20), again
     assert _count(calls, "GROUP BY key HAVING") == 1
     assert again.errors == []
+    calls.clear()
+    assert publisher.build().unchanged == 20
+    assert _count(calls, "GROUP BY key HAVING") == 0
 
 
 def test_duplicate_keys_are_still_reported_when_nothing_changed(tmp_path: Path) -> None:

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Literal
 from ..errors import SeedError
 from ..models import Article, Entry
 from ..seeds import seed_key
-from ..store import FileState, Member, NewArticle, Store
+from ..store import STAMPS_META, FileState, Member, NewArticle, Store
 from .feeds import FeedSet
 from .rows import first_entry_id, new_article
-from .scan import FileResult
+from .scan import FileResult, ScanResult
 
 if TYPE_CHECKING:
     from .adopt import Found
@@ -366,3 +366,31 @@ def _file_state(result: FileResult, key: str) -> FileState:
         result.ctime_ns,
         result.inode,
     )
+
+
+def record_stamps(
+    store: Store, scan: ScanResult, duplicates: dict[str, list[str]] | None = None
+) -> bool:
+    """After a full scan's results are recorded: keep the digest of its listing in the
+    store's meta (``STAMPS_META``) when the store's files are now exactly that listing,
+    every one hashed and accepted and no key shared, so the next full scan that lists the
+    same can trust it instead of reading and comparing every stored stamp.
+
+    Bound to this scan's start (``scan_ns``, written beside it). Otherwise the entry is left
+    as it is: any stamp written since it was made dropped it (``Store.put_file``).
+    ``duplicates``: the store's ``duplicate_paths`` when known (nothing recorded since).
+    True when the digest this scan trusted still holds: no file's row was written since,
+    so the duplicate keys are still none.
+    """
+    listed = scan.listed
+    trusted = (
+        listed is not None
+        and listed.held is not None
+        and store.get_meta(STAMPS_META) == listed.held
+    )
+    if listed is None or not listed.complete:
+        return trusted
+    if not trusted and (store.duplicate_paths() if duplicates is None else duplicates):
+        return False  # files of a shared key are parsed again by every full scan
+    store.set_meta(STAMPS_META, f"{scan.started_ns}:{listed.digest}")
+    return trusted

@@ -341,6 +341,7 @@ class Writer:
         keep: set[str] | None = None,
         suspect: set[str] = frozenset(),  # type: ignore[assignment]
         stamp_also: Iterable[str] = (),
+        folders: Mapping[str, bool] | None = None,
     ) -> Written:
         """Write ``documents`` and ``pages``, then remove ``remove`` and stale files; stamp
         what is there.
@@ -355,7 +356,8 @@ class Writer:
         build's cleanup of pages and archive pages no build of ours would write now).
         ``suspect``: outputs found missing or damaged, reported as repaired when written.
         ``stamp_also``: outputs left as they are whose stamps the manifest should hold.
-        The folder ``articles/`` is stamped last (``PAGES_STAMP``), whatever was written.
+        The folder ``articles/`` is stamped last (``PAGES_STAMP``), whatever was written, and
+        ``folders`` (folder -> True: stamp it, False: forget its stamp) with it.
         """
         written = Written(paths=Paths(self.root))
         self.tmp.mkdir(parents=True, exist_ok=True)
@@ -398,6 +400,8 @@ class Writer:
                 written.stamps[rel] = stat_stamp(os.fspath(self.root / rel))
         # last, after every page written or removed: the page tree as this build leaves it
         written.stamps[PAGES_STAMP] = dir_stamp(os.fspath(self.root / ARTICLES_DIR))
+        for folder, stamped in (folders or {}).items():
+            written.stamps[folder] = dir_stamp(os.fspath(self.root / folder)) if stamped else None
         written.repaired.sort()
         return written
 

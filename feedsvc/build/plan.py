@@ -60,6 +60,12 @@ INDEX_ARTICLES = 30
 # (pages / PAGE_SAMPLE) full builds; a page removed or added is found by the next one.
 PAGE_SAMPLE = 2000
 SAMPLE_META = "page_sample_at"
+# The same for the archive folders (``archive/``, a category's ``<name>/archive/``) and the
+# HTML archive's ``pages/``: while a folder's stamp is as the last write left it (the manifest
+# keeps it under "<folder>/"), a full build stats this many of their files, the next ones in
+# path order each build (``FOLDER_SAMPLE_META``: how far the last sample went), not all.
+FOLDER_SAMPLE = 1000
+FOLDER_SAMPLE_META = "folder_sample_at"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a store older than #8 that never saw an article
 # What each HTML archive page showed when it was last planned (a JSON list of digests, page 1
 # first): a build renders only the pages whose digest changed, or that were found missing
@@ -84,6 +90,9 @@ class Plan:
     suspect: set[str] = field(default_factory=set)  # found missing or damaged
     idle: bool = False  # nothing changed and nothing is missing: nothing to write at all
     spool: Spool | None = None  # archive pages rendered while fitted (a full build)
+    # the folders whose stamp the manifest keeps (see FOLDER_SAMPLE): True, stamp it again
+    # after the write (it was checked, or as the last write left it); False: forget it
+    folders: dict[str, bool] = field(default_factory=dict)
 
 
 def _is_page(path: Path) -> bool:
@@ -236,7 +245,15 @@ class Planner:
             manifest.pop(PAGES_STAMP, None)
         else:  # the article pages this build touches, and every other output
             manifest |= store.output_stamps(f"{ARTICLES_DIR}/{key}.html" for key in touched)
+        # the folders' own stamps (FOLDER_SAMPLE): none of them is an output to check
+        recorded = {rel: manifest.pop(rel) for rel in [r for r in manifest if r.endswith("/")]}
+        folders = {
+            folder: dir_stamp(os.fspath(self.root / folder)) for folder in self._folders(specs)
+        }
         plan = Plan(full=full)
+        # a folder found as the last write left it, or checked whole, is stamped after the write
+        plan.folders = {f: full or check_all or recorded.get(f) == st for f, st in folders.items()}
+        plan.folders |= {f: False for f in recorded if f not in folders}  # a feed now gone
         redo: set[int] = set()  # HTML archive pages found missing or damaged
         if not full:
             owned = self.owned(store, specs, pages=check_all and not sampled)
@@ -249,10 +266,16 @@ class Planner:
             if not check_all or sampled:
                 for key in (*changes.articles, *sample):
                     owned[f"{ARTICLES_DIR}/{key}.html"] = ("article", key, 0)
-            self._check(owned, manifest, changes, plan.suspect, redo)
-            # nothing to write; but a full check of a page tree found whole takes its stamp
-            # again (an empty write), so the next builds can sample
-            if not changes and not (check_all and html and tree != now):
+            checked = (
+                self._folder_sample(store, owned, manifest, folders, recorded)
+                if check_all
+                else owned
+            )
+            self._check(checked, manifest, changes, plan.suspect, redo)
+            # nothing to write; but a full check of a page tree (or a folder) found whole takes
+            # its stamp again (an empty write), so the next builds can sample
+            restamp = check_all and any(recorded.get(f) != st for f, st in folders.items())
+            if not changes and not (check_all and html and tree != now) and not restamp:
                 plan.idle = True
                 return plan
         # A full build renders each archive page once, while fitting it, and keeps the bytes
@@ -310,6 +333,46 @@ class Planner:
                     folder = spec.archive_file(0).rpartition("/")[0] + "/"
                     plan.sweep.append((folder, _is_archive_page))
         return plan
+
+    def _folders(self, specs: Sequence[FeedSpec]) -> list[str]:
+        """The folders of many outputs whose stamps the manifest keeps (see FOLDER_SAMPLE)."""
+        folders = [
+            spec.archive_file(0).rpartition("/")[0] + "/"
+            for spec in specs
+            if "atom" in spec.formats
+        ]
+        if self.settings.html_pages:
+            folders.append(f"{HTML_PAGES_DIR}/")
+        return sorted(set(folders))
+
+    def _folder_sample(
+        self,
+        store: Store,
+        owned: dict[str, Output],
+        manifest: dict[str, Stamp],
+        folders: dict[str, Stamp | None],
+        recorded: dict[str, Stamp],
+    ) -> dict[str, Output]:
+        """``owned`` without the files of the folders found as the last write left them (no
+        file created, removed or renamed in them since: their stamps as recorded), but for
+        the next ``FOLDER_SAMPLE`` of those in path order (a file damaged in place is found
+        within (files / FOLDER_SAMPLE) full builds). A file the manifest does not know is
+        never left out: it is written."""
+        whole = {f for f, st in folders.items() if st is not None and recorded.get(f) == st}
+        if not whole:
+            return owned
+        inside = sorted(
+            rel for rel in owned if rel[: rel.rfind("/") + 1] in whole and rel in manifest
+        )
+        if len(inside) <= FOLDER_SAMPLE:
+            return owned
+        held = store.get_meta(FOLDER_SAMPLE_META) or "0"
+        at = int(held) % len(inside) if held.isdigit() else 0
+        end = at + FOLDER_SAMPLE
+        store.set_meta(FOLDER_SAMPLE_META, str(end % len(inside)))
+        sample = set(inside[at:end]) | set(inside[: max(0, end - len(inside))])  # wraps round
+        skipped = set(inside) - sample
+        return {rel: out for rel, out in owned.items() if rel not in skipped}
 
     def _page_sample(self, store: Store) -> list[str]:
         """The next ``PAGE_SAMPLE`` live keys in key order, from where the last sample ended.

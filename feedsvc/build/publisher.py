@@ -28,7 +28,14 @@ from ..seeds import printable_path, require_seeds_dir, seed_key
 from ..store import Store, open_store
 from .documents import changed_documents
 from .feeds import FeedSet
-from .ledger import Ledger, MaxDelete, deletion_limit, duplicate_errors, standing_errors
+from .ledger import (
+    Ledger,
+    MaxDelete,
+    deletion_limit,
+    duplicate_errors,
+    record_stamps,
+    standing_errors,
+)
 from .outputs import Writer, Written, WrittenFile, summarize
 from .plan import Planner
 from .remote import remote_results
@@ -174,6 +181,7 @@ class Publisher:
             started_ns=scan.started_ns,
             unchanged=scan.unchanged,
             duplicates=scan.duplicates,
+            listed=scan.listed,
         )
 
     # --- stages 2-4, in one transaction ---------------------------------------------------------
@@ -234,9 +242,12 @@ class Publisher:
                     ledger.resort()
                 if adopted is not None:
                     ledger.adopt_places(adopted, self.settings.feeds_dir)
+                kept = False
                 if scan.full:
                     store.set_meta("parse_fp", self.scanner.parse_fp)
                     store.set_meta("scan_ns", str(scan.started_ns))
+                    # the digest this scan trusted still holds: no file's row was written
+                    kept = record_stamps(store, scan, scan.duplicates if recorded == 0 else None)
                 # the last store writes; an incremental build checks only what it touches
                 plan = self.planner.plan(store, ledger.changes, check_all=scan.full)
                 written = Written()
@@ -251,6 +262,7 @@ class Publisher:
                         keep=plan.owned,
                         suspect=plan.suspect,
                         stamp_also=plan.owned if plan.full else (),
+                        folders=plan.folders,
                     )
                     report.written, report.files = written.paths, written.files
                     report.repaired = written.repaired
@@ -262,7 +274,7 @@ class Publisher:
                 if not plan.idle:
                     store.set_meta("render_fp", self.planner.render_fp)
                 # nothing recorded: the duplicate keys are those the scan read
-                same_files = scan.duplicates if recorded == 0 else None
+                same_files = scan.duplicates if recorded == 0 or kept else None
                 report.errors = standing_errors(store, self.display, same_files)
                 report.total = store.count_live()
                 committing = True

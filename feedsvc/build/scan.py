@@ -8,12 +8,14 @@ consumes the results, so memory stays flat however large the corpus.
 from __future__ import annotations
 
 import hashlib
+import marshal
+import operator
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 from ..config import Settings
 from ..errors import SeedError, SeedPathError, SeedReadError, SeedsDirError
 from ..models import Article, pack_article, unpack_article
-from ..seeds import IGNORED_SUFFIXES as IGNORED
 from ..seeds import (
+    Listing,
+    Stamped,
     is_remote,
     is_seed_name,
     list_seeds,
@@ -34,8 +37,9 @@ from ..seeds import (
     require_seeds_dir,
     seed_key,
     stored_path,
+    walk_seeds,
 )
-from ..store import FileState, NewArticle, Store
+from ..store import STAMPS_META, FileState, NewArticle, Store
 from .feeds import FeedSet
 from .fingerprints import ParseOptions
 from .rows import article_of, new_article
@@ -160,90 +164,70 @@ class ScanResult:
     # a full scan's ``Store.duplicate_paths``, read before any result: still the store's when
     # the ledger records no result (nothing changed), so the build's report reuses it
     duplicates: dict[str, list[str]] | None = None
+    # a full scan's listing, digested: what the ledger keeps in the store's meta when the
+    # results leave the store's files exactly as listed (``ledger.record_stamps``)
+    listed: Listed | None = None
 
 
-Stamped = tuple[str, int, int, int, int]  # (path, size, mtime_ns, ctime_ns, inode)
 # An article as a worker sends it: (``pack_article``'s values, warnings) or, beside its row,
 # (its own ``updated``, None when it is ``published`` as always from a seed; warnings): the
 # row holds the rest (``rows.article_of``).
 Sent = tuple[tuple[Any, ...] | datetime | None, tuple[str, ...]]
 
 
-@dataclass(slots=True)
-class _Walk:
-    """A full scan's listing: every seed (unsorted) and, when asked, the stat of every seed
-    whose stat worked, as ``Store.file_stamps`` gives them. Only a printable name is its own
-    stored name (``stored_path``), so only such a stat can match a stored one; the others
-    are looked at one by one (``scan_one``)."""
+def stamps_digest(found: Listing) -> str | None:
+    """One digest of every seed's path and stamp in listing order (None: a stat failed).
 
-    seeds: list[str] = field(default_factory=list)
-    stamped: list[Stamped] = field(default_factory=list)
-
-
-def _seed_test(pattern: str) -> Callable[[str], bool]:
-    """``is_seed_name`` for one pattern, without fnmatch's per-call cost where the pattern
-    is ``*`` and a plain suffix (the default ``*.txt``): the same answers, a third of the time."""
-    tail = pattern[1:]
-    if pattern.startswith("*") and not any(c in tail for c in "*?[]"):
-        return lambda name: (
-            name.endswith(tail) and not name.startswith(".") and not name.endswith(IGNORED)
-        )
-    return lambda name: is_seed_name(name, pattern)
-
-
-def _walk(seeds: Path, pattern: str, *, stats: bool) -> _Walk:
-    """``seeds.list_seeds``, with each seed's stat taken on the way (``stats``).
-
-    One ``scandir`` per folder, the stat relative to the folder's fd (one path component
-    to resolve; ``DirEntry.stat`` caches nothing that could be stale: it is taken once,
-    here). The same rules as ``list_seeds``: hidden folders and symlinked folders are not
-    walked, a folder that cannot be listed raises ``SeedsDirError`` (its files are never
-    taken for deleted), a sub-folder that vanished while walked is gone with its files.
+    ``marshal`` format 2 (no back references: the same list gives the same bytes whatever
+    else holds its strings), then SHA-256, at C speed: ~20 ms for 100,000 seeds. A folder
+    listed in another order only costs the row compare once.
     """
-    require_seeds_dir(seeds)
-    root = os.path.normpath(seeds)
-    is_seed = _seed_test(pattern)
-    found = _Walk()
-    seeds_out, stamped = found.seeds, found.stamped
-    folders = [("", root)]
-    while folders:
-        base, folder = folders.pop()
-        try:
-            fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        except OSError as e:
-            if isinstance(e, FileNotFoundError) and folder != root:
-                continue  # a sub-folder removed while walking: its files are gone
-            raise SeedsDirError(printable_path(folder), os_reason(e)) from e
-        try:  # the fd stays open while its entries are looked at: their stats use it
-            with os.scandir(fd) as entries:
-                for entry in entries:
-                    name = entry.name
-                    try:
-                        is_dir = entry.is_dir()
-                        linked = is_dir and entry.is_symlink()
-                    except OSError:
-                        is_dir = linked = False  # as os.walk takes it: a file
-                    if is_dir:
-                        if not name.startswith(".") and not linked:
-                            folders.append((f"{base}{name}/", os.path.join(folder, name)))
-                        continue
-                    if not is_seed(name):
-                        continue
-                    rel = base + name
-                    seeds_out.append(rel)
-                    if stats:
-                        try:
-                            st = entry.stat()
-                        except OSError:
-                            continue  # ``scan_one`` looks properly
-                        stamped.append((rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
-        except OSError as e:
-            if isinstance(e, FileNotFoundError) and folder != root:
-                continue
-            raise SeedsDirError(printable_path(folder), os_reason(e)) from e
-        finally:
-            os.close(fd)
-    return found
+    if len(found.stamped) != len(found.seeds):
+        return None
+    return hashlib.sha256(marshal.dumps(found.stamped, 2)).hexdigest()
+
+
+def _clean_or_racy(
+    stamped: list[Stamped], racy: int
+) -> tuple[Collection[Stamped], dict[str, tuple[int, int, int, int]]]:
+    """The stamps taken before ``racy`` (proven) and the others by path (a closer look)."""
+    if not stamped or max(max(map(_MTIME, stamped)), max(map(_CTIME, stamped))) < racy:
+        return stamped, {}
+    clean = [t for t in stamped if t[2] < racy and t[3] < racy]
+    return clean, {t[0]: t[1:] for t in stamped if t[2] >= racy or t[3] >= racy}
+
+
+_MTIME, _CTIME = operator.itemgetter(2), operator.itemgetter(3)
+
+
+class Listed:
+    """A full scan's listing as its digest, and whether its results leave the store's files
+    as listed: each listed seed not proven by its stat is read, not an error, and recorded
+    with its listed stamp (``see`` each result). ``held``: the meta entry this scan trusted
+    in place of the stored rows (None: the rows were compared).
+    """
+
+    __slots__ = ("_pending", "clean", "digest", "held")
+
+    def __init__(
+        self, digest: str, held: str | None, pending: dict[str, tuple[int, int, int, int]]
+    ) -> None:
+        self.digest = digest
+        self.held = held
+        self._pending = pending  # listed seeds without a result yet, and their stamps
+        self.clean = True
+
+    def see(self, result: FileResult) -> None:
+        want = self._pending.pop(result.path, None)
+        if want is None:
+            return  # a stored file no longer listed (gone), or an odd name's stored path
+        if result.gone or result.error is not None or result.stamp != want:
+            self.clean = False
+
+    @property
+    def complete(self) -> bool:
+        """Every listed seed was proven by its stat or recorded clean, as listed."""
+        return self.clean and not self._pending
 
 
 class Scanner:
@@ -300,29 +284,52 @@ class Scanner:
         started_ns = time.time_ns()
         reparse_all = store.get_meta("parse_fp") != self.parse_fp
         # git's racy-clean rule: a stat recorded too close to a full scan's start proves nothing
-        racy = int(store.get_meta("scan_ns") or 0) - racy_ns
+        scan_ns = store.get_meta("scan_ns")
+        racy = int(scan_ns or 0) - racy_ns
         known: set[str] = set()  # stored files whose ``prev`` is read when they come up
-        same: set[Stamped] = set()  # files a stat proved unchanged: no result at all
+        same: Collection[Stamped] = ()  # files a stat proved unchanged: no result at all
+        listed: Listed | None = None  # what the results must leave for the listing's digest
+        known_rest: Iterable[str] = ()
+        states: dict[str, FileState] = {}
         if paths is None:
-            found = _walk(self.seeds, self.pattern, stats=not reparse_all)
+            found = walk_seeds(self.seeds, self.pattern, stats=not reparse_all)
             rest = found.seeds
-            duplicates = store.duplicate_paths()
-            shared = {p for group in duplicates.values() for p in group}
-            if reparse_all:  # every file is read: every state is needed
-                states = store.file_states()
-                known_rest: Iterable[str] = states.keys()
-            else:  # most files are unchanged: their stats and stamps are compared in bulk
-                states, stamps = {}, store.file_stamps(racy)
-                same = stamps.intersection(found.stamped)
-                if shared:  # files of a shared key are parsed again: one may own it now
-                    same = {t for t in same if t[0] not in shared}
-                others = stamps - same if len(same) < len(stamps) else set()
-                if len(same) < len(rest):
-                    proven = {t[0] for t in same}
-                    rest = [rel for rel in rest if rel not in proven]
-                else:
-                    rest = []
-                known = known_rest = {t[0] for t in others}
+            # (a scan that reads every file keeps no digest: its stats would be held for the
+            # whole corpus; the next full scan compares the rows once and keeps it)
+            digest = None if reparse_all else stamps_digest(found)
+            held = store.get_meta(STAMPS_META) if digest is not None else None
+            if digest is not None and not reparse_all and held == f"{scan_ns}:{digest}":
+                # the store's own files are this very listing, each one hashed and accepted,
+                # no key shared (``Listed``): nothing stored is read, and only the racily
+                # clean files need a closer look, as ``Store.file_stamps`` would have said
+                duplicates, shared = {}, set()
+                same, pending = _clean_or_racy(found.stamped, racy)
+                rest = list(pending)
+                known = set(rest)
+                listed = Listed(digest, held, pending)
+            else:
+                duplicates = store.duplicate_paths()
+                shared = {p for group in duplicates.values() for p in group}
+                if reparse_all:  # every file is read: every state is needed
+                    states = store.file_states()
+                    known_rest = states.keys()
+                    pending = {}
+                else:  # most files are unchanged: their stats and stamps are compared in bulk
+                    stamps = store.file_stamps(racy)
+                    proved = stamps.intersection(found.stamped)
+                    if shared:  # files of a shared key are parsed again: one may own it now
+                        proved = {t for t in proved if t[0] not in shared}
+                    others = stamps - proved if len(proved) < len(stamps) else set()
+                    if len(proved) < len(rest):
+                        proven = {t[0] for t in proved}
+                        rest = [rel for rel in rest if rel not in proven]
+                        pending = {t[0]: t[1:] for t in found.stamped if t not in proved}
+                    else:
+                        rest, pending = [], {}
+                    known = known_rest = {t[0] for t in others}
+                    same = proved
+                if digest is not None:
+                    listed = Listed(digest, None, pending)
             # a printable name is its own stored name (``stored_path``), decided at C speed
             listing = {rel if rel.isprintable() else stored_path(rel): rel for rel in rest}
             # other hosts' seeds (``//host/path``, #10) are the remote source's to judge
@@ -376,12 +383,14 @@ class Scanner:
                     on_file(proven[0])
             for path in gone:
                 yield FileResult(path, gone=True)
-            if workers:
-                yield from pooled()
+            if listed is None:
+                yield from pooled() if workers else read()
                 return
-            yield from listed()
+            for result in pooled() if workers else read():
+                listed.see(result)
+                yield result
 
-        def listed() -> Iterator[FileResult]:
+        def read() -> Iterator[FileResult]:
             for path, rel in order:
                 # a stored file its stat proved nothing about: its state, for a closer look
                 prev = store.file_states([path]).get(path) if path in known else states.get(path)
@@ -406,6 +415,7 @@ class Scanner:
             started_ns=started_ns,
             unchanged=len(same),
             duplicates=duplicates,
+            listed=listed,
         )
 
     # --- both cores: a scan that reads every file reads and parses in worker processes ---------

@@ -16,6 +16,7 @@ from ..errors import StoreError
 from .base import ArticleRow, FileState, Member, NewArticle, Stamp, Store, StoreSummary
 from .documents import DocumentRef, StoredDocument
 from .inbox import InboxRow
+from .sql import STAMPS_META
 from .sqlite import (
     REPLACED_SUFFIX,
     SCHEMA_VERSION,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "REPLACED_SUFFIX",
     "SCHEMA_VERSION",
+    "STAMPS_META",
     "STORE_FILE",
     "ArticleRow",
     "DocumentRef",

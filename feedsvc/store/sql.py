@@ -32,9 +32,11 @@ SCHEMA_VERSION = "4"
 # all in one transaction, when a store with an older schema is opened.
 MIGRATIONS: dict[int, str] = {
     # v2: ctime and inode join size and mtime in change detection; 0 matches no real file, so
-    # every file of a v1 store is read (hashed) once more on the next build.
+    # every file of a v1 store is read (hashed) once more on the next build (and the digest
+    # of the last listing, ``STAMPS_META``, no longer speaks for the stamps).
     2: "ALTER TABLE files ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;"
-    "ALTER TABLE files ADD COLUMN inode INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE files ADD COLUMN inode INTEGER NOT NULL DEFAULT 0;"
+    "DELETE FROM meta WHERE name = 'stamps'",
     # v3: the published documents, for serve nodes on other hosts (written on PostgreSQL only)
     3: DOCUMENTS_TABLE,
     # v4: other hosts' seeds, for a builder apart from its ingest hosts (read on PostgreSQL only)
@@ -184,6 +186,13 @@ TABLES: dict[str, tuple[str, ...]] = {
 }
 
 
+# The meta entry for the digest of a full scan's listing (``build/scan.py``), as
+# "<scan_ns>:<sha256>": kept only while the store's files are exactly that listing. Every
+# ``put_file``, ``delete_file`` and ``add_files`` drops it in the same transaction (and the
+# v2 migration); the ledger writes it again (``ledger.record_stamps``).
+STAMPS_META = "stamps"
+
+
 @dataclass(frozen=True, slots=True)
 class Dialect:
     """How one database spells what the shared SQL says."""
@@ -305,6 +314,10 @@ class SQLStore(DocumentQueries, InboxQueries):
         return entry
 
     # --- meta -------------------------------------------------------------------------
+    def _stamps_changed(self) -> None:
+        """A file's stamp is written: the digest of the last full listing proves nothing now."""
+        self._db.execute("DELETE FROM meta WHERE name = ?", (STAMPS_META,))
+
     def get_meta(self, name: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         return None if row is None else str(row[0])
@@ -403,6 +416,7 @@ class SQLStore(DocumentQueries, InboxQueries):
         return set(rows)
 
     def put_file(self, state: FileState) -> None:
+        self._stamps_changed()
         self._db.execute(
             "INSERT INTO files (path, key, size, mtime_ns, file_hash, error, error_line, warnings,"
             " ctime_ns, inode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE"
@@ -425,6 +439,7 @@ class SQLStore(DocumentQueries, InboxQueries):
         )
 
     def delete_file(self, path: str) -> None:
+        self._stamps_changed()
         self._db.execute("DELETE FROM files WHERE path = ?", (path,))
 
     def paths_with_keys(self, keys: Iterable[str]) -> dict[str, list[str]]:
@@ -466,6 +481,7 @@ class SQLStore(DocumentQueries, InboxQueries):
 
     def add_files(self, states: Iterable[FileState]) -> None:
         """``put_file`` for many files the store does not know, in one ``executemany``."""
+        self._stamps_changed()
         self._db.executemany(
             "INSERT INTO files (path, key, size, mtime_ns, file_hash, error, error_line, warnings,"
             " ctime_ns, inode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -745,9 +761,16 @@ class SQLStore(DocumentQueries, InboxQueries):
         """
         sql = "SELECT path, size, mtime_ns, inode FROM outputs"
         rows: Iterable[tuple[Any, ...]]
-        if paths is not None:
-            sql += " WHERE path = ?"
-            rows = [r for p in paths for r in self._db.execute(sql, (p,))]
+        if paths is not None:  # ``READ_BATCH`` paths a query (a page sample: 2,000)
+            wanted = list(paths)
+            rows = [
+                r
+                for at in range(0, len(wanted), READ_BATCH)
+                for batch in (wanted[at : at + READ_BATCH],)
+                for r in self._db.execute(
+                    f"{sql} WHERE path IN ({', '.join('?' * len(batch))})", tuple(batch)
+                )
+            ]
         elif skip_folder is not None:  # a range on the primary key: "folder/" .. "folder0"
             start = skip_folder.rstrip("/") + "/"
             rows = self._db.execute(sql + " WHERE path < ? OR path >= ?", (start, start[:-1] + "0"))
