@@ -5,6 +5,7 @@ The library is imported inside the commands, so ``--version`` and ``--help`` loa
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -173,6 +174,9 @@ def build(
 
     try:
         publisher = Publisher(_settings(config, seeds, feeds))
+        # What the imports and the settings made lives as long as the command: the garbage
+        # collector need not walk it again on every collection (~0.05 s of a 100k build).
+        gc.freeze()
         with _leading(publisher), _progress(publisher, quiet or bool(only)) as bar:
             report = publisher.build(
                 list(only) or None,
