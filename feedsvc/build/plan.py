@@ -689,7 +689,7 @@ class Planner:
 
 def _linked(
     articles: Iterable[KeyedT], store: Store, feeds: list[PageFeed], main: str
-) -> Iterator[tuple[KeyedT, list[PageFeed]]]:
+) -> Generator[tuple[KeyedT, list[PageFeed]]]:
     """Each of ``articles`` (anything with a ``key``) with the feeds its page links: the
     main feed and those it is in (``members_of_keys``, ``MEMBERS_BATCH`` keys a query),
     in ``feeds``' order."""
@@ -756,10 +756,15 @@ class StoredPages(Pages):
         done = pool.in_order(
             executor, _page_chunk, tasks, window=POOL_WINDOW * workers, before=guard
         )
-        for created, damaged in done:
-            yield from created
-            if damaged is not None:
-                raise store.damaged(damaged)
+        try:
+            for created, damaged in done:
+                yield from created
+                if damaged is not None:
+                    raise store.damaged(damaged)
+        finally:  # however it ends: the workers stopped (before the stage is removed), the
+            # store's cursor closed (while the store is open)
+            for generator in (done, tasks, linked, rows):
+                generator.close()
 
 
 # --- the worker side of ``StoredPages.create`` --------------------------------------------------

@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:  # the pool's modules (~30 ms to import) load when a pool starts
@@ -106,7 +106,7 @@ def in_order(
     *,
     window: int,
     before: Callable[[], None] | None = None,
-) -> Iterator[T]:
+) -> Generator[T]:
     """``task(*a)`` for each ``a`` of ``args`` in the workers; the results in ``args``' order.
 
     At most ``window`` tasks are in flight (their results wait in memory), and ``args`` is
