@@ -193,7 +193,8 @@ def test_sigkill_while_page_workers_run_leaves_no_pages_no_worker_and_the_next_b
         )
         assert proc.poll() is None, "the build ended without page workers seen at work"
     finally:
-        os.kill(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     wait_for(lambda: not _left(mark), timeout=10, what="the killed build's page workers to exit")
     assert not (project.feeds / "articles").exists()
