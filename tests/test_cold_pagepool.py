@@ -162,11 +162,36 @@ def test_a_damaged_article_stops_the_page_workers_with_the_sequential_error(
     assert not (pooled.feeds / ".tmp" / "articles").exists()
 
 
+def _kill_at_work(proc: subprocess.Popen[bytes], staged: Path, mark: str, *, worker: bool) -> None:
+    """SIGKILL the build ``proc`` (or one of its page workers) once pages are staged while
+    its page workers run (processes of this test's builds other than ``proc``)."""
+    try:
+        wait_for(
+            lambda: (
+                proc.poll() is not None
+                or (staged.is_dir() and any(staged.iterdir()) and len(_left(mark)) >= 2)
+            ),
+            timeout=120,
+            what="pages staged while page workers run",
+        )
+        assert proc.poll() is None, "the build ended without page workers seen at work"
+        if worker:
+            os.kill(max(set(_left(mark)) - {proc.pid}), signal.SIGKILL)
+            proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_sigkill_while_page_workers_run_leaves_no_pages_no_worker_and_the_next_build_finishes(
+def test_sigkill_of_a_page_worker_or_of_the_build_leaves_no_pages_and_no_worker(
     project: Project, corpus_dir: Path
 ) -> None:
+    """A page worker killed (the OOM killer): the build stops with one line, nothing
+    published, no stage. The build killed: its workers exit too. Then the next build
+    finishes the job, byte for byte as an uninterrupted one."""
     for f in sorted(corpus_dir.iterdir()):
         shutil.copy(f, project.seeds)
     reference = Project(project.root.parent / "reference")
@@ -181,21 +206,22 @@ def test_sigkill_while_page_workers_run_leaves_no_pages_no_worker_and_the_next_b
     )
     staged = project.feeds / ".tmp" / "articles"
     cmd = [*FEEDSVC, "build", "--config", str(project.config), "-q"]
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _kill_at_work(proc, staged, mark, worker=True)
+    assert proc.stderr is not None
+    with proc.stderr:
+        said = proc.stderr.read().decode()
+    assert proc.returncode == 1, said
+    assert said.count("\n") == 1, said
+    assert "a worker process making the article pages died; nothing was published" in said
+    assert not (project.feeds / "articles").exists()
+    assert not staged.exists()
+    assert not (project.feeds / "atom.xml").exists()
+    wait_for(lambda: not _left(mark), timeout=10, what="the other page workers to exit")
+
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    try:
-        wait_for(
-            lambda: (
-                proc.poll() is not None
-                or (staged.is_dir() and any(staged.iterdir()) and len(_left(mark)) >= 2)
-            ),
-            timeout=120,
-            what="pages staged while page workers run",
-        )
-        assert proc.poll() is None, "the build ended without page workers seen at work"
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+    _kill_at_work(proc, staged, mark, worker=False)
     wait_for(lambda: not _left(mark), timeout=10, what="the killed build's page workers to exit")
     assert not (project.feeds / "articles").exists()
 

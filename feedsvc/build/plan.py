@@ -24,6 +24,7 @@ from urllib.parse import urljoin
 
 from .._version import __version__
 from ..config import Settings
+from ..errors import PublishError
 from ..models import ARCHIVE_SUFFIXES, ARTICLES_DIR, Entry, FeedMeta, FeedSpec, Format, Paging
 from ..render.opml import OpmlFeed, render_opml
 from ..render.pages import (
@@ -756,11 +757,18 @@ class StoredPages(Pages):
         done = pool.in_order(
             executor, _page_chunk, tasks, window=POOL_WINDOW * workers, before=guard
         )
+        from concurrent.futures.process import BrokenProcessPool  # loaded with the pool
+
         try:
             for created, damaged in done:
                 yield from created
                 if damaged is not None:
                     raise store.damaged(damaged)
+        except BrokenProcessPool as e:  # killed (the OOM killer?) or crashed
+            raise PublishError(
+                f"{prefix.rstrip('/')}: a worker process making the article pages died; "
+                "nothing was published, the previous feeds and store are kept"
+            ) from e
         finally:  # however it ends: the workers stopped (before the stage is removed), the
             # store's cursor closed (while the store is open)
             for generator in (done, tasks, linked, rows):
