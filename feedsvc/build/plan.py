@@ -677,11 +677,13 @@ class Planner:
         Every page (``full``) may be made by worker processes (``StoredPages``)."""
         if full:
             return StoredPages(self, store, feeds)
-        return Pages(self._documents(store.articles(sorted(changes.articles)), store, feeds))
+        return Pages(self._documents(store, feeds, sorted(changes.articles)))
 
     def _documents(
-        self, articles: Iterable[Entry], store: Store, feeds: list[PageFeed]
+        self, store: Store, feeds: list[PageFeed], keys: list[str] | None = None
     ) -> Iterator[Document]:
+        """The pages of ``keys`` (None: every published article), read when iterated."""
+        articles = store.iter_live_articles() if keys is None else store.articles(keys)
         pages = ArticlePages(self.site)
         for article, linked in _linked(articles, store, feeds, self.feeds.main.name):
             page = pages.render(article, linked)
@@ -731,7 +733,7 @@ class StoredPages(Pages):
         self._feeds = feeds
 
     def __iter__(self) -> Iterator[Document]:
-        return self._planner._documents(self._store.iter_live_articles(), self._store, self._feeds)
+        return self._planner._documents(self._store, self._feeds)
 
     def create(
         self, prefix: str, guard: Callable[[], None] | None
