@@ -242,3 +242,22 @@ def test_page_work_is_decided_as_the_scans_is(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("FEEDSVC_POOL", "0")
     assert pool.workers(1_000_000) == 0
     assert plan.PAGE_CHUNK < SEEDS
+
+
+def test_a_build_decides_by_the_load_it_found_not_by_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The scan's workers and the build's main process raise the load average: the page
+    stage, minutes later, decides by the load the build found at its first look."""
+    monkeypatch.delenv("FEEDSVC_POOL", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(pool, "_found", None)
+    looks = iter([0.2, 2.5])  # idle, then busy with this build's own processes
+    monkeypatch.setattr(pool, "load", lambda: next(looks))
+    assert pool.workers(pool.POOL_MIN) == 2  # the scan: the first look
+    assert pool._found is not None
+    found_at, found = pool._found
+    monkeypatch.setattr(pool, "_found", (found_at - 120, found))  # two minutes later
+    assert pool.workers(pool.POOL_MIN) == 2  # the pages
+    monkeypatch.setattr(pool, "_found", (found_at - pool.LOAD_MEMORY - 1, found))
+    assert pool.workers(pool.POOL_MIN) == 0  # another build, later: it looks again

@@ -39,6 +39,24 @@ def load() -> float:
         return float("inf")
 
 
+# A build's own processes raise the load average while it runs: 20 s into a busy build its
+# main process alone adds about 0.3, its scan workers as much again each, so a later look
+# would find no core free on 2 cores, however idle the machine. The load found by the first
+# decision stands for the decisions that follow within this many seconds (a 100,000-seed
+# cold build takes about two minutes; a daemon's next cold build looks again).
+LOAD_MEMORY = 600.0
+_found: tuple[float, float] | None = None  # (time.monotonic(), load) of the first look
+
+
+def others_load() -> float:
+    """The 1-minute load as this build found it (``LOAD_MEMORY``)."""
+    global _found
+    now = time.monotonic()
+    if _found is None or now - _found[0] > LOAD_MEMORY:
+        _found = (now, load())
+    return _found[1]
+
+
 def workers(to_do: int, forced: bool | None = None, *, minimum: int = POOL_MIN) -> int:
     """How many worker processes take ``to_do`` items of work (0: this process does it).
 
@@ -52,7 +70,7 @@ def workers(to_do: int, forced: bool | None = None, *, minimum: int = POOL_MIN) 
     if forced is False:
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    if forced is None and (to_do < minimum or cores < 2 or load() >= cores - 1):
+    if forced is None and (to_do < minimum or cores < 2 or others_load() >= cores - 1):
         return 0
     return min(max(cores, 2), POOL_MAX_WORKERS)
 
