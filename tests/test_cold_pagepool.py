@@ -261,3 +261,33 @@ def test_a_build_decides_by_the_load_it_found_not_by_its_own(
     assert pool.workers(pool.POOL_MIN) == 2  # the pages
     monkeypatch.setattr(pool, "_found", (found_at - pool.LOAD_MEMORY - 1, found))
     assert pool.workers(pool.POOL_MIN) == 0  # another build, later: it looks again
+
+
+@pytest.mark.timeout(180)
+def test_the_pages_of_a_lost_feeds_folder_are_read_a_batch_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """feeds/ deleted, the store kept: every page is planned again (an incremental build
+    that finds them missing), and its articles are read ``MEMBERS_BATCH`` at a time, not
+    all at once (at 100,000 articles that was gigabytes)."""
+    from feedsvc.store.sqlite import SQLiteStore
+
+    seeds = category_corpus(tmp_path, 1100)
+    publisher = _publisher(tmp_path, seeds, pages_pool=False, archive_page_size=0)
+    assert publisher.build().new == 1100
+    before = _tree(tmp_path / "feeds")
+    shutil.rmtree(tmp_path / "feeds")
+    asked: list[int] = []
+    real = SQLiteStore.articles
+
+    def articles(self: SQLiteStore, keys: Any) -> Any:
+        keys = list(keys)
+        asked.append(len(keys))
+        return real(self, keys)
+
+    monkeypatch.setattr(SQLiteStore, "articles", articles)
+    report = publisher.build()
+    assert len(report.repaired) > 1100, report
+    assert _tree(tmp_path / "feeds") == before
+    assert sum(asked) >= 1100
+    assert max(asked) <= plan.MEMBERS_BATCH, asked

@@ -71,7 +71,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a store older than #8 that never saw
 # What each HTML archive page showed when it was last planned (a JSON list of digests, page 1
 # first): a build renders only the pages whose digest changed, or that were found missing
 HTML_META = "html_pages"
-# Article pages whose feeds (``members_of_keys``) one query reads, when the site has several
+# Article pages whose feeds (``members_of_keys``) one query reads, when the site has several;
+# and articles read at a time for the pages of an incremental build
 MEMBERS_BATCH = 500
 PAGE_CHUNK = 100  # article pages a worker makes per task (``StoredPages``): ~25 ms of work
 
@@ -682,8 +683,18 @@ class Planner:
     def _documents(
         self, store: Store, feeds: list[PageFeed], keys: list[str] | None = None
     ) -> Iterator[Document]:
-        """The pages of ``keys`` (None: every published article), read when iterated."""
-        articles = store.iter_live_articles() if keys is None else store.articles(keys)
+        """The pages of ``keys`` (None: every published article), read when iterated,
+        ``MEMBERS_BATCH`` articles at a time (every page of a site whose feeds/ was lost may
+        be planned again: memory stays flat)."""
+        articles: Iterable[Entry] = (
+            store.iter_live_articles()
+            if keys is None
+            else (
+                article
+                for at in range(0, len(keys), MEMBERS_BATCH)
+                for article in store.articles(keys[at : at + MEMBERS_BATCH])
+            )
+        )
         pages = ArticlePages(self.site)
         for article, linked in _linked(articles, store, feeds, self.feeds.main.name):
             page = pages.render(article, linked)
