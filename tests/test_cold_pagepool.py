@@ -265,7 +265,7 @@ def test_a_build_decides_by_the_load_it_found_not_by_its_own(
 
 @pytest.mark.timeout(180)
 def test_the_pages_of_a_lost_feeds_folder_are_read_a_batch_at_a_time(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, started: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """feeds/ deleted, the store kept: every page is planned again (an incremental build
     that finds them missing), and its articles are read ``MEMBERS_BATCH`` at a time, not
@@ -291,3 +291,13 @@ def test_the_pages_of_a_lost_feeds_folder_are_read_a_batch_at_a_time(
     assert _tree(tmp_path / "feeds") == before
     assert sum(asked) >= 1100
     assert max(asked) <= plan.MEMBERS_BATCH, asked
+
+    # every page missing is every page: with enough of them, the page workers make them
+    monkeypatch.setattr(pool, "POOL_MIN", 1000)
+    publisher.planner.pool = True
+    shutil.rmtree(tmp_path / "feeds")
+    asked.clear()
+    publisher.build()
+    assert started == ["_start_pages"]
+    assert asked == [], "the workers decode the stored articles themselves"
+    assert _tree(tmp_path / "feeds") == before

@@ -675,10 +675,12 @@ class Planner:
     def _pages(self, store: Store, changes: Changes, full: bool, feeds: list[PageFeed]) -> Pages:
         """One HTML page per published article, at the permanent link its entries carry.
 
-        Every page (``full``) may be made by worker processes (``StoredPages``)."""
-        if full:
+        Every page (``full``, or each one found missing: feeds/ was lost) may be made by
+        worker processes (``StoredPages``)."""
+        keys = sorted(changes.articles)
+        if full or (len(keys) >= pool.POOL_MIN and keys == sorted(store.live_keys())):
             return StoredPages(self, store, feeds)
-        return Pages(self._documents(store, feeds, sorted(changes.articles)))
+        return Pages(self._documents(store, feeds, keys))
 
     def _documents(
         self, store: Store, feeds: list[PageFeed], keys: list[str] | None = None
