@@ -104,8 +104,10 @@ def label(key: Key) -> str:
     return f"{short}:{line} {function}"
 
 
-def profile_build(config: Path) -> tuple[pstats.Stats, float]:
-    os.environ["FEEDSVC_POOL"] = "0"  # the parse in this process, where the profiler sees it
+def profile_build(config: Path, pool: str = "0") -> tuple[pstats.Stats, float]:
+    # "0": the parse and the pages in this process, where the profiler sees them; "1": the
+    # main process's own share beside its workers (which the profiler does not see)
+    os.environ["FEEDSVC_POOL"] = pool
     profiler = cProfile.Profile(time.process_time)  # CPU time: shares hold on a loaded machine
     start = time.perf_counter()
     profiler.enable()
@@ -169,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--settings", choices=("lightest", "defaults", "feeds"), default="lightest")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--save", type=Path, help="write the raw profile here (pstats format)")
+    parser.add_argument("--pool", choices=("0", "1"), default="0", help="FEEDSVC_POOL (#9)")
     args = parser.parse_args(argv)
     seeds = args.seeds.resolve()
     files = sum(1 for p in seeds.iterdir() if p.name.endswith(".txt"))
@@ -183,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SystemExit(plain.said)
         config = feedsvc_config(work / "b.toml", body, seeds, work / "fb", work / "sb")
         config.write_text(config.read_text() + tables)
-        stats, seconds = profile_build(config)
+        stats, seconds = profile_build(config, args.pool)
     if args.save:
         stats.dump_stats(args.save)
     print(f"settings: {args.settings}")

@@ -16,6 +16,7 @@ import signal
 import sqlite3
 import subprocess
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 
 from feedsvc import Publisher, load_settings
+from feedsvc.build import pool as build_pool
 from feedsvc.build import scan
 from feedsvc.build.ledger import Ledger
 from feedsvc.build.scan import Scanner
@@ -78,6 +80,7 @@ def _build(root: Path, seeds: Path, name: str, *, pool: bool, bulk: bool, **more
     out = root / name
     publisher = Publisher(_settings(out, seeds, **more), clock=lambda: NOW)
     publisher.scanner.pool = pool
+    publisher.planner.pool = pool  # the article pages too
     Ledger.bulk_load = bulk
     try:
         report = publisher.build()
@@ -124,12 +127,23 @@ def test_cold_build_is_the_same_batched_and_pooled(
     plain = _build(tmp_path, seeds, "plain", pool=False, bulk=False)
     batched = _build(tmp_path, seeds, "batched", pool=False, bulk=True)
     pooled: list[str] = []
-    real = scan._start_method
-    monkeypatch.setattr(scan, "_start_method", lambda: pooled.append(real()) or "fork")
-    forked = _build(tmp_path, seeds, "forked", pool=True, bulk=True)  # the CLI's workers
-    monkeypatch.setattr(scan, "_start_method", lambda: pooled.append(real()) or "spawn")
-    spawned = _build(tmp_path, seeds, "spawned", pool=True, bulk=True)  # the daemon's
-    assert len(pooled) == 2  # both went through the pool
+    real = build_pool.start_method
+
+    def start_method(method: str) -> Callable[[], str]:
+        def chosen() -> str:
+            pooled.append(real())
+            return method
+
+        return chosen
+
+    for method in ("fork", "spawn"):  # the CLI's workers, the daemon's
+        monkeypatch.setattr(scan, "_start_method", start_method(method))  # the scan's
+        monkeypatch.setattr(build_pool, "start_method", start_method(method))  # the pages'
+        if method == "fork":
+            forked = _build(tmp_path, seeds, "forked", pool=True, bulk=True)
+        else:
+            spawned = _build(tmp_path, seeds, "spawned", pool=True, bulk=True)
+    assert len(pooled) == 4  # both went through the pools: the scan's and the pages'
     expected = _tree(plain / "feeds")
     assert len(expected) > 10
     ledger = _ledger(plain / "state")

@@ -84,7 +84,7 @@ def test_article_pages_are_rendered_one_at_a_time(tmp_path: Path, store: Store) 
     settings = _settings(tmp_path)
     ledger = _fill(store, settings, 4)
     plan = Planner(settings).plan(store, ledger.changes)
-    assert inspect.isgenerator(plan.pages), "thousands of pages never sit in memory at once"
+    assert inspect.isgenerator(iter(plan.pages)), "thousands of pages never sit in memory at once"
     pages = list(plan.pages)
     assert sorted(p.path for p in pages) == [f"articles/{n:016x}.html" for n in range(4)]
     assert all(not p.durable for p in pages)

@@ -19,7 +19,7 @@ import shutil
 import stat
 import tempfile
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -116,6 +116,37 @@ class Document:
     fmt: Format | None = None
     durable: bool = True  # fsync: feeds yes; pages can be rebuilt from the store
     compress: bool = False  # write a .gz sibling too (when the settings ask for them)
+
+
+class Pages:
+    """A build's article pages: ``Document``s, rendered and written one at a time.
+
+    Into a fresh tree (a cold build) they may instead be created by worker processes
+    (``create``, ``plan.StoredPages``): the writer asks before it iterates.
+    """
+
+    def __init__(self, documents: Iterable[Document] = ()) -> None:
+        self._documents = documents
+
+    def __iter__(self) -> Iterator[Document]:
+        return iter(self._documents)
+
+    def create(
+        self, prefix: str, guard: Callable[[], None] | None
+    ) -> Generator[tuple[str, Stamp]] | None:
+        """Create every page as a new file named ``prefix`` + its name (``staged_name``),
+        yielding (path relative to feeds/, stamp) in the pages' order, calling ``guard``
+        between batches; None: not this way (iterate the documents instead)."""
+        return None
+
+
+def staged_name(rel: str) -> str:
+    """The file name of the article page ``rel`` in a stage folder (``ValueError`` when
+    ``rel`` is not one: nothing outside the folder, no hidden file)."""
+    folder, _, name = rel.rpartition("/")
+    if folder != ARTICLES_DIR or not name or name.startswith("."):
+        raise ValueError(f"not an article page: {rel!r}")
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,13 +397,20 @@ class Writer:
                 shutil.rmtree(stale)  # a killed cold build's staged pages
             else:
                 stale.unlink(missing_ok=True)
+        staged: list[str] = []
+        stamps: dict[str, Stamp] = {}
+        created = None
+        if isinstance(pages, Pages) and self._fresh_tree():
+            created = pages.create(os.path.join(self.tmp, ARTICLES_DIR, ""), self.guard)
+        if created is not None:  # by worker processes, into the stage folder
+            staged, stamps = self._stage(created)
+            pages = ()
         pages = iter(pages)
         first = next(pages, None)
-        staged: list[str] = []
         if first is not None and self._fresh(first.path):
             # A fresh tree: pages are staged whole and swapped in before the feeds that link
             # them, so a reader (or a kill) sees no pages or all of them.
-            staged, stamps = self._stage(chain((first,), pages))
+            staged, stamps = self._stage(self._created(chain((first,), pages)))
             pages = iter(())
         elif first is not None:
             pages = chain((first,), pages)
@@ -453,7 +491,7 @@ class Writer:
         self._serial += 1
         tmp = os.path.join(self.tmp, f"{self._serial}.{path.name}")
         try:
-            _create(tmp, data)
+            create_page(tmp, data)
             if self.guard is not None:
                 self.guard()
             os.replace(tmp, name)
@@ -474,8 +512,10 @@ class Writer:
 
     def _fresh(self, rel: str) -> bool:
         """Whether ``rel`` is an article page and ``articles/`` is missing or empty."""
-        if rel.rpartition("/")[0] != ARTICLES_DIR:
-            return False
+        return rel.rpartition("/")[0] == ARTICLES_DIR and self._fresh_tree()
+
+    def _fresh_tree(self) -> bool:
+        """Whether ``articles/`` is missing or empty."""
         try:
             with os.scandir(self.root / ARTICLES_DIR) as entries:
                 return next(entries, None) is None
@@ -484,27 +524,32 @@ class Writer:
         except NotADirectoryError:
             return False
 
-    def _stage(self, pages: Iterable[Document]) -> tuple[list[str], dict[str, Stamp]]:
-        """Write ``pages`` as new files into ``.tmp/articles/`` and rename it to ``articles/``.
+    def _created(self, pages: Iterable[Document]) -> Generator[tuple[str, Stamp]]:
+        """``Pages.create`` in this process: each page rendered and created in the stage."""
+        prefix = os.path.join(self.tmp, ARTICLES_DIR, "")
+        for doc in pages:
+            rel = doc.path
+            yield rel, create_page(prefix + staged_name(rel), doc.render())
+
+    def _stage(self, created: Generator[tuple[str, Stamp]]) -> tuple[list[str], dict[str, Stamp]]:
+        """Create the pages (``created``: as each is taken) as new files in ``.tmp/articles/``
+        and rename it to ``articles/``.
 
         No temp file, compare, rename or fsync per page: the folder is new, and pages can be
         rebuilt from the store. The stamps come from ``fstat`` of each open file (a rename of
         the folder keeps size, mtime and inode). One fsync of feeds/ makes the swap durable.
-        Returns the pages written (relative to feeds/) and their stamps.
+        Returns the pages written (relative to feeds/) and their stamps. On any error the
+        stage is removed, after ``created`` is closed (worker processes stopped).
         """
         stage = self.tmp / ARTICLES_DIR
         stage.mkdir()
-        prefix = os.path.join(stage, "")
         done: list[str] = []
         stamps: dict[str, Stamp] = {}
         try:
-            for doc in pages:
-                rel = doc.path
-                folder, _, name = rel.rpartition("/")
-                if folder != ARTICLES_DIR or not name or name.startswith("."):
-                    raise ValueError(f"not an article page: {rel!r}")
-                stamps[rel] = _create(prefix + name, doc.render())
-                done.append(rel)
+            with contextlib.closing(created):
+                for rel, stamp in created:
+                    stamps[rel] = stamp
+                    done.append(rel)
             if self.guard is not None:
                 self.guard()
             os.rename(stage, self.root / ARTICLES_DIR)  # replaces an empty articles/ too
@@ -522,7 +567,7 @@ class Writer:
         written.stamps[rel] = None
 
 
-def _create(name: str, data: bytes) -> Stamp:
+def create_page(name: str, data: bytes) -> Stamp:
     """A new file ``name`` holding ``data`` (mode ``PAGE_MODE``): open, write, close; its
     stamp from ``fstat`` of the open file (a later rename keeps size, mtime and inode)."""
     fd = os.open(name, _CREATE, PAGE_MODE)

@@ -13,16 +13,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from itertools import islice
 from pathlib import Path
+from typing import NamedTuple, Protocol, TypeVar
 from urllib.parse import urljoin
 
 from .._version import __version__
 from ..config import Settings
+from ..errors import PublishError
 from ..models import ARCHIVE_SUFFIXES, ARTICLES_DIR, Entry, FeedMeta, FeedSpec, Format, Paging
 from ..render.opml import OpmlFeed, render_opml
 from ..render.pages import (
@@ -38,7 +40,8 @@ from ..render.pages import (
     render_index,
 )
 from ..store import Stamp, Store
-from . import fingerprints
+from ..store.sql import keyed_entry
+from . import fingerprints, pool
 from .feeds import FeedSet
 from .ledger import Changes
 from .outputs import (
@@ -47,11 +50,15 @@ from .outputs import (
     OPML_FILE,
     PAGES_STAMP,
     Document,
+    Pages,
     Spool,
+    create_page,
     dir_stamp,
+    staged_name,
     unlike_manifest,
     url,
 )
+from .pool import POOL_WINDOW
 
 INDEX_ARTICLES = 30
 # A full build whose page tree is as the last write left it (``PAGES_STAMP``) stats this many
@@ -70,8 +77,18 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a store older than #8 that never saw
 # What each HTML archive page showed when it was last planned (a JSON list of digests, page 1
 # first): a build renders only the pages whose digest changed, or that were found missing
 HTML_META = "html_pages"
-# Article pages whose feeds (``members_of_keys``) one query reads, when the site has several
+# Article pages whose feeds (``members_of_keys``) one query reads, when the site has several;
+# and articles read at a time for the pages of an incremental build
 MEMBERS_BATCH = 500
+PAGE_CHUNK = 100  # article pages a worker makes per task (``StoredPages``): ~25 ms of work
+
+
+class _Keyed(Protocol):
+    @property
+    def key(self) -> str: ...
+
+
+KeyedT = TypeVar("KeyedT", bound=_Keyed)
 
 Output = tuple[str, str, int]  # what writes a file: ("feed", name, 0), ("page", name, n),
 # ("article", key, 0), ("html", "", n) (HTML archive page n) or ("index", "", 0)
@@ -83,7 +100,7 @@ class Plan:
 
     full: bool
     documents: list[Document] = field(default_factory=list)  # feeds, archive pages, index
-    pages: Iterator[Document] = field(default_factory=lambda: iter(()))  # article pages
+    pages: Iterable[Document] = field(default_factory=Pages)  # article pages
     remove: list[str] = field(default_factory=list)
     owned: set[str] = field(default_factory=set)  # every output after this build
     sweep: list[tuple[str, Callable[[Path], bool]]] = field(default_factory=list)
@@ -117,6 +134,9 @@ class Planner:
     # written without rendering again; False renders each when it is written (the path of
     # incremental builds; a test compares the two)
     render_once: bool = True
+    # Whether a full build's article pages are made by worker processes (``StoredPages``):
+    # None decides by size and load (``pool.workers``, FEEDSVC_POOL=1/0); True/False: always/never
+    pool: bool | None = None
 
     def __init__(self, settings: Settings, feeds: FeedSet | None = None) -> None:
         self.settings = settings
@@ -715,25 +735,154 @@ class Planner:
         entries = store.archived(spec.name, page * size, (page + 1) * size)
         return self._render(fmt, spec, self._paging(spec, page, fmt), None, entries)
 
-    def _pages(
-        self, store: Store, changes: Changes, full: bool, feeds: list[PageFeed]
+    def _pages(self, store: Store, changes: Changes, full: bool, feeds: list[PageFeed]) -> Pages:
+        """One HTML page per published article, at the permanent link its entries carry.
+
+        Every page (``full``, or each one found missing: feeds/ was lost) may be made by
+        worker processes (``StoredPages``)."""
+        keys = sorted(changes.articles)
+        if full or (len(keys) >= pool.POOL_MIN and keys == sorted(store.live_keys())):
+            return StoredPages(self, store, feeds)
+        return Pages(self._documents(store, feeds, keys))
+
+    def _documents(
+        self, store: Store, feeds: list[PageFeed], keys: list[str] | None = None
     ) -> Iterator[Document]:
-        """One HTML page per published article, at the permanent link its entries carry."""
-        articles = store.iter_live_articles() if full else store.articles(sorted(changes.articles))
-        main = self.feeds.main.name
+        """The pages of ``keys`` (None: every published article), read when iterated,
+        ``MEMBERS_BATCH`` articles at a time (every page of a site whose feeds/ was lost may
+        be planned again: memory stays flat)."""
+        articles: Iterable[Entry] = (
+            store.iter_live_articles()
+            if keys is None
+            else (
+                article
+                for at in range(0, len(keys), MEMBERS_BATCH)
+                for article in store.articles(keys[at : at + MEMBERS_BATCH])
+            )
+        )
         pages = ArticlePages(self.site)
-        only = [f for f in feeds if f.name == main] if len(feeds) == 1 else None
-        if only:  # one feed (the main one): every page links it, no query
-            for article in articles:
-                page = pages.render(article, only)
-                yield Document(article.page, partial(bytes, page), "article", durable=False)
-            return
-        # several feeds: the feeds of ``MEMBERS_BATCH`` articles at a time, one query
-        rest = iter(articles)
-        while chunk := list(islice(rest, MEMBERS_BATCH)):
-            members = store.members_of_keys(a.key for a in chunk)
-            for article in chunk:
-                names = {m.feed for m in members.get(article.key, ())} | {main}
-                linked = [feed for feed in feeds if feed.name in names]
-                page = pages.render(article, linked)
-                yield Document(article.page, partial(bytes, page), "article", durable=False)
+        for article, linked in _linked(articles, store, feeds, self.feeds.main.name):
+            page = pages.render(article, linked)
+            yield Document(article.page, partial(bytes, page), "article", durable=False)
+
+
+def _linked(
+    articles: Iterable[KeyedT], store: Store, feeds: list[PageFeed], main: str
+) -> Generator[tuple[KeyedT, list[PageFeed]]]:
+    """Each of ``articles`` (anything with a ``key``) with the feeds its page links: the
+    main feed and those it is in (``members_of_keys``, ``MEMBERS_BATCH`` keys a query),
+    in ``feeds``' order."""
+    only = [f for f in feeds if f.name == main] if len(feeds) == 1 else None
+    if only:  # one feed (the main one): every page links it, no query
+        for article in articles:
+            yield article, only
+        return
+    rest = iter(articles)
+    while chunk := list(islice(rest, MEMBERS_BATCH)):
+        members = store.members_of_keys(a.key for a in chunk)
+        for article in chunk:
+            names = {m.feed for m in members.get(article.key, ())} | {main}
+            yield article, [feed for feed in feeds if feed.name in names]
+
+
+class _Row(NamedTuple):
+    """An article as stored (``Store.iter_live_rows``): what a page worker decodes."""
+
+    key: str
+    raw: str | bytes
+
+
+class StoredPages(Pages):
+    """Every article page of a full build, from the store's rows.
+
+    Iterated: rendered here one at a time. ``create`` (a fresh tree): with enough pages and
+    a free core (``pool.workers``, the scan's policy) worker processes decode the stored
+    JSON, render and create the files; this process reads the rows and the feeds each page
+    links and hands them out in chunks of ``PAGE_CHUNK``, in key order (as iterated), at most
+    ``POOL_WINDOW`` chunks per worker in flight.
+    """
+
+    def __init__(self, planner: Planner, store: Store, feeds: list[PageFeed]) -> None:
+        super().__init__()
+        self._planner = planner
+        self._store = store
+        self._feeds = feeds
+
+    def __iter__(self) -> Iterator[Document]:
+        return self._planner._documents(self._store, self._feeds)
+
+    def create(
+        self, prefix: str, guard: Callable[[], None] | None
+    ) -> Generator[tuple[str, Stamp]] | None:
+        count = self._store.count_live()
+        workers = pool.workers(count, self._planner.pool)
+        if not count or not workers:
+            return None
+        return self._pooled(workers, prefix, guard)
+
+    def _pooled(
+        self, workers: int, prefix: str, guard: Callable[[], None] | None
+    ) -> Generator[tuple[str, Stamp]]:
+        feeds, store = self._feeds, self._store
+        index = {id(feed): n for n, feed in enumerate(feeds)}
+        rows = (_Row(key, raw) for key, raw in store.iter_live_rows())
+        linked = _linked(rows, store, feeds, self._planner.feeds.main.name)
+        tasks = (
+            (prefix, [(row.key, row.raw, tuple(index[id(f)] for f in to)) for row, to in chunk])
+            for chunk in iter(lambda: list(islice(linked, PAGE_CHUNK)), [])
+        )
+        executor = pool.start(workers, _start_pages, (self._planner.site, feeds))
+        done = pool.in_order(
+            executor, _page_chunk, tasks, window=POOL_WINDOW * workers, before=guard
+        )
+        from concurrent.futures.process import BrokenProcessPool  # loaded with the pool
+
+        try:
+            for created, damaged in done:
+                yield from created
+                if damaged is not None:
+                    raise store.damaged(damaged)
+        except BrokenProcessPool as e:  # killed (the OOM killer?) or crashed
+            raise PublishError(
+                f"{prefix.rstrip('/')}: a worker process making the article pages died; "
+                "nothing was published, the previous feeds and store are kept"
+            ) from e
+        finally:  # however it ends: the workers stopped (before the stage is removed), the
+            # store's cursor closed (while the store is open)
+            for generator in (done, tasks, linked, rows):
+                generator.close()
+
+
+# --- the worker side of ``StoredPages.create`` --------------------------------------------------
+_PAGES: tuple[ArticlePages, list[PageFeed]] | None = None
+_LINKED: dict[tuple[int, ...], list[PageFeed]] = {}  # one list per set: the pages' shape cache
+
+
+def _start_pages(site: Site, feeds: list[PageFeed], parent: int) -> None:
+    """A page worker's set-up; ``parent``: the build's pid (it may be gone already)."""
+    global _PAGES
+    _PAGES = (ArticlePages(site), feeds)
+    _LINKED.clear()
+    pool.watch_parent(parent)
+
+
+def _page_chunk(
+    prefix: str, chunk: list[tuple[str, str | bytes, tuple[int, ...]]]
+) -> tuple[list[tuple[str, Stamp]], str | None]:
+    """Each article of ``chunk`` (key, stored JSON, the feeds its page links) decoded,
+    rendered and created as ``prefix`` + its file name: (page, stamp) of each, and what is
+    wrong with the first damaged article (the pages after it are not made)."""
+    assert _PAGES is not None, "the pool's initializer did not run"
+    pages, feeds = _PAGES
+    out: list[tuple[str, Stamp]] = []
+    for key, raw, at in chunk:
+        try:
+            article = keyed_entry(key, raw)
+        except ValueError as e:
+            return out, str(e)
+        linked = _LINKED.get(at)
+        if linked is None:
+            linked = _LINKED[at] = [feeds[n] for n in at]
+        rel = article.page
+        out.append((rel, create_page(prefix + staged_name(rel), pages.render(article, linked))))
+    return out, None

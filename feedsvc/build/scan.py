@@ -42,6 +42,10 @@ from ..seeds import (
 from ..store import STAMPS_META, FileState, NewArticle, Store
 from .feeds import FeedSet
 from .fingerprints import ParseOptions
+from .pool import POOL_MIN, POOL_WINDOW
+from .pool import orphan_watch as _orphan_watch
+from .pool import start_method as _start_method
+from .pool import workers as _workers
 from .rows import article_of, new_article
 
 if TYPE_CHECKING:  # the pool's modules (~30 ms to import) load when a pool starts
@@ -53,10 +57,8 @@ RACY_NS = 2_000_000_000
 # A full scan that reads every file (a cold build, a changed parse setting) with at least this
 # many files reads and parses them in worker processes when a core is free (``pool_workers``);
 # fewer are read in process: the workers' start-up (~0.3 s of CPU each) would cost more.
-POOL_MIN_FILES = 2000
+POOL_MIN_FILES = POOL_MIN
 POOL_CHUNK = 100  # files per task: ~15 ms of work, large next to a task's overhead
-POOL_WINDOW = 4  # tasks in flight per worker: results wait in memory for at most this many
-ORPHAN_POLL = 0.2  # seconds between a worker's checks that its build is still there
 
 
 class FileResult:
@@ -430,15 +432,7 @@ class Scanner:
         the 1-minute load at ``cores - 1`` or more, the hand-over only adds CPU time (about
         +30 % at 10,000 files, measured on a busy 2-core machine) and wins no wall time.
         """
-        forced = self.pool
-        if forced is None:
-            forced = {"0": False, "1": True}.get(os.environ.get("FEEDSVC_POOL", ""))
-        if forced is False:
-            return 0
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-        if forced is None and (to_read < POOL_MIN_FILES or cores < 2 or _load() >= cores - 1):
-            return 0
-        return min(max(cores, 2), 4)
+        return _workers(to_read, self.pool, minimum=POOL_MIN_FILES)
 
     def _scan_pooled(
         self,
@@ -596,37 +590,12 @@ _WORKER: Scanner | None = None
 _FEEDS: FeedSet | None = None
 
 
-def _load() -> float:
-    """The 1-minute load average (infinite where it cannot be known: no pool by default)."""
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return float("inf")
-
-
-def _start_method() -> str:
-    """``fork`` when this process runs one thread (the CLI: the workers start at once, with
-    everything imported), else ``spawn`` (a daemon's threads may hold locks a fork copies)."""
-    import multiprocessing
-
-    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
-        return "fork"
-    return "spawn"
-
-
 def _start_worker(settings: Settings, parent: int) -> None:
     """A worker's set-up; ``parent``: the build's pid (it may be gone already)."""
     global _WORKER, _FEEDS
     _WORKER = Scanner(settings)
     _FEEDS = FeedSet(settings)
     threading.Thread(target=_orphan_watch, args=(parent,), daemon=True).start()
-
-
-def _orphan_watch(parent: int) -> None:
-    """A worker whose build was killed (SIGKILL leaves no time to stop the pool) exits too."""
-    while os.getppid() == parent:
-        time.sleep(ORPHAN_POLL)
-    os._exit(1)
 
 
 def _scan_chunk(

@@ -168,6 +168,18 @@ def stored_entry(raw: str | bytes) -> Entry:
     return trusted(Entry, fields)
 
 
+def keyed_entry(key: str, raw: str | bytes) -> Entry:
+    """``stored_entry`` of ``key``'s row; ``ValueError`` saying what is wrong when it is
+    garbage (the store names itself: ``damaged``; a cold build's page workers send it back)."""
+    try:
+        entry = stored_entry(raw)
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"article {key} does not validate: {e}") from e
+    if entry.key != key:
+        raise ValueError(f"article {key} does not validate: it holds {entry.key!r}")
+    return entry
+
+
 def _aware(text: str) -> datetime:
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
@@ -306,12 +318,9 @@ class SQLStore(DocumentQueries, InboxQueries):
     def _entry(self, key: str, raw: str | bytes) -> Entry:
         """``stored_entry`` of ``key``'s row; one ``StoreError`` naming it if it is garbage."""
         try:
-            entry = stored_entry(raw)
-        except (ValueError, KeyError, TypeError) as e:
-            raise self.damaged(f"article {key} does not validate: {e}") from e
-        if entry.key != key:
-            raise self.damaged(f"article {key} does not validate: it holds {entry.key!r}")
-        return entry
+            return keyed_entry(key, raw)
+        except ValueError as e:
+            raise self.damaged(str(e)) from e.__cause__
 
     # --- meta -------------------------------------------------------------------------
     def _stamps_changed(self) -> None:
@@ -819,6 +828,13 @@ class SQLStore(DocumentQueries, InboxQueries):
         )
         for key, raw in cursor:
             yield self._entry(key, raw)
+
+    def iter_live_rows(self) -> Iterator[tuple[str, str | bytes]]:
+        """``iter_live_articles`` as stored: (key, JSON text), for ``keyed_entry`` elsewhere
+        (a cold build's page workers decode them)."""
+        yield from self._db.execute(
+            "SELECT key, article FROM articles WHERE path IS NOT NULL ORDER BY key"
+        )
 
     def live_listing(self) -> list[tuple[str, str, str, str]]:
         """(published, first_seen, key, content_hash) of every published article, oldest
