@@ -353,10 +353,35 @@ class SQLiteStore(SQLStore):
 
 
 # --- the store file as a whole: check, back up, restore ------------------------------------------
+def _roll_back_hot_journal(path: Path) -> None:
+    """A cold build killed in its bulk load (``_bulk_journal``) leaves a hot rollback journal,
+    which a read-only connection cannot play back (SQLITE_READONLY_ROLLBACK): a read-write
+    connection that only reads does, as the next build's open would (the store is then as
+    it was before the killed transaction). A journal of a live writer is not hot: SQLite
+    leaves it alone. Nothing to do without a journal, or in a folder nobody can write.
+    """
+    journal = path.with_name(path.name + "-journal")
+    try:
+        if not journal.stat().st_size or not os.access(path.parent, os.W_OK):
+            return
+    except OSError:
+        return
+    try:
+        db = sqlite3.connect(path, isolation_level=None)
+        try:
+            db.execute("PRAGMA busy_timeout=10000")
+            db.execute("SELECT 1 FROM sqlite_schema LIMIT 1").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error as e:
+        raise store_error(path, e) from e
+
+
 def _open_read_only(path: Path) -> sqlite3.Connection:
     if not path.is_file():
         raise StoreError(path, "no store here")
     _check_header(path)
+    _roll_back_hot_journal(path)
     uri = f"{path.resolve().as_uri()}?mode=ro"
     try:
         try:
