@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from feedsvc import Publisher
 from feedsvc.cli import main
+from feedsvc.errors import StoreError
 from feedsvc.store import backup_store, check_store
 from feedsvc.store import sqlite as sqlite_module
 from feedsvc.store.sqlite import STORE_FILE, SQLiteStore
@@ -187,3 +188,26 @@ def test_store_check_and_backup_wait_for_a_cold_builds_bulk_load(
         assert db.execute("SELECT COUNT(*) FROM files").fetchone() == (20_000,)  # the commit
     finally:
         db.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_reader_that_gives_up_on_a_bulk_load_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    store_file = state / STORE_FILE
+    monkeypatch.setattr(sqlite_module, "BULK_LOAD_WAIT_MS", 200)  # a load that never ends
+    with subprocess.Popen(
+        [sys.executable, "-c", HELD_LOAD, str(store_file)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdout is not None
+        try:
+            assert proc.stdout.readline() == "loaded\n"
+            with pytest.raises(StoreError, match="a cold build is still loading the store"):
+                check_store(store_file)
+        finally:
+            proc.kill()

@@ -74,6 +74,8 @@ def sqlite_cause(path: Path, e: sqlite3.Error) -> str:
     if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
         return _damaged(f"{e} ({name})")
     if name.startswith("SQLITE_BUSY"):
+        if _rollback_journal_mode(path):  # a cold build's bulk load holds it to its commit
+            return f"a cold build is still loading the store; try again when it ends ({name})"
         return f"locked by another process for too long ({name})"
     if name.startswith("SQLITE_IOERR"):
         cap, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
