@@ -74,6 +74,8 @@ def sqlite_cause(path: Path, e: sqlite3.Error) -> str:
     if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
         return _damaged(f"{e} ({name})")
     if name.startswith("SQLITE_BUSY"):
+        if _rollback_journal_mode(path):  # a cold build's bulk load holds it to its commit
+            return f"a cold build is still loading the store; try again when it ends ({name})"
         return f"locked by another process for too long ({name})"
     if name.startswith("SQLITE_IOERR"):
         cap, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
@@ -353,15 +355,61 @@ class SQLiteStore(SQLStore):
 
 
 # --- the store file as a whole: check, back up, restore ------------------------------------------
+# How long a reader (``store check``, ``store backup``) waits for a lock: a build's commit and
+# checkpoint are short in WAL mode; but a cold build's bulk load, with a rollback journal,
+# keeps readers out until it commits (a 100,000-seed cold build: ~45 s on 2 cores).
+BUSY_TIMEOUT_MS = 10_000
+BULK_LOAD_WAIT_MS = 600_000
+
+
+def _rollback_journal_mode(path: Path) -> bool:
+    """The file format's write version (header byte 18): 1 with a rollback journal, 2 in WAL
+    mode. feedsvc leaves WAL mode only for a cold build's bulk load (or a crash in it)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(19)[18:] == b"\x01"
+    except OSError:
+        return False
+
+
+def _roll_back_hot_journal(path: Path) -> None:
+    """A cold build killed in its bulk load (``_bulk_journal``) leaves a hot rollback journal,
+    which a read-only connection cannot play back (SQLITE_READONLY_ROLLBACK): a read-write
+    connection that only reads does, as the next build's open would (the store is then as
+    it was before the killed transaction). A journal of a live writer is not hot: SQLite
+    leaves it alone (this waits for its commit). Nothing to do without a journal, or in a
+    folder nobody can write.
+    """
+    journal = path.with_name(path.name + "-journal")
+    try:
+        if not journal.stat().st_size or not os.access(path.parent, os.W_OK):
+            return
+    except OSError:
+        return
+    try:
+        db = sqlite3.connect(path, isolation_level=None)
+        try:  # the journal of a live bulk load: wait for its commit, as a reader would
+            db.execute(f"PRAGMA busy_timeout={BULK_LOAD_WAIT_MS}")
+            db.execute("SELECT 1 FROM sqlite_schema LIMIT 1").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error as e:
+        raise store_error(path, e) from e
+
+
 def _open_read_only(path: Path) -> sqlite3.Connection:
     if not path.is_file():
         raise StoreError(path, "no store here")
     _check_header(path)
+    _roll_back_hot_journal(path)
     uri = f"{path.resolve().as_uri()}?mode=ro"
+    # a store with a rollback journal is being bulk loaded (``_bulk_journal``): the load
+    # holds it whole until its commit, so a reader waits for that, not only ``BUSY_TIMEOUT_MS``
+    wait_ms = BULK_LOAD_WAIT_MS if _rollback_journal_mode(path) else BUSY_TIMEOUT_MS
     try:
         try:
             db = sqlite3.connect(uri, uri=True)
-            db.execute("PRAGMA busy_timeout=10000")
+            db.execute(f"PRAGMA busy_timeout={wait_ms}")
             db.execute("SELECT 1 FROM sqlite_schema LIMIT 1").fetchall()
         except sqlite3.OperationalError:
             if os.access(path.parent, os.W_OK):
