@@ -60,22 +60,44 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+_ITEM_KEYS = tuple(
+    f"{encode_basestring(key)}: "
+    for key in (
+        "id",
+        "url",
+        "title",
+        "summary",
+        "content_html",
+        "date_published",
+        "date_modified",
+        "language",
+    )
+)
+_MEMBER = "\n" + _INDENT * (_ITEM_LEVEL + 1)  # an item's member starts a line so indented
+
+
 def _item(article: Entry, meta: FeedMeta) -> bytes:
-    """One entry of the ``items`` list, as ``json.dumps(feed, indent=2)`` writes it there."""
-    item: dict[str, Any] = {
-        "id": article.entry_id,
-        "url": article_link(article, meta),
-        "title": article.title,
-        "summary": article.lead,
-        "content_html": article_html(article),
-        "date_published": _rfc3339(article.published),
-        "date_modified": _rfc3339(article.updated),
-        "language": article.language,
-    }
+    """One entry of the ``items`` list, as ``json.dumps(feed, indent=2)`` writes it there:
+    ``indented(item, 2)`` of the item object, written straight (its values are strings)."""
+    values = (
+        article.entry_id,
+        article_link(article, meta),
+        article.title,
+        article.lead,
+        article_html(article),
+        _rfc3339(article.published),
+        _rfc3339(article.updated),
+        article.language,
+    )
+    members = [
+        key + encode_basestring(value) for key, value in zip(_ITEM_KEYS, values, strict=True)
+    ]
     category = category_of(article.source)
-    if category:
-        item["tags"] = [category]
-    return indented(item, _ITEM_LEVEL).encode("utf-8")
+    if category:  # "tags": [category]
+        tag = encode_basestring(category)
+        members.append(f'"tags": [{_MEMBER}{_INDENT}{tag}{_MEMBER}]')
+    text = "{" + _MEMBER + ("," + _MEMBER).join(members) + "\n" + _INDENT * _ITEM_LEVEL + "}"
+    return text.encode("utf-8")
 
 
 def _items(articles: Sequence[Entry], meta: FeedMeta) -> list[bytes]:
