@@ -603,17 +603,18 @@ class Planner:
             if any(k not in loaded for k in pending[:room]):  # a page's worth at a time
                 loaded = {e.key: e for e in store.articles(pending[:size])}
             new = [loaded[k] for k in pending[:room]]
-            take, rendered = self._fitting(spec, page, held, new, guess)
+            take = self._fitting(spec, page, held, new, guess)
             if take == 0:  # the open page is full by bytes: the next entry starts a new page
                 seq = (page + 1) * size
                 continue
             guess = take
             if spool is not None:
-                rendered = rendered or self._page_bytes(spec, page, held, new[:take])
-                for fmt, data in rendered.items():
+                for fmt, data in self._page_bytes(spec, page, held, new[:take]).items():
                     spool.put(spec.archive_file(page, fmt), data)
             store.set_seqs(spec.name, zip(pending[:take], range(seq, seq + take), strict=True))
-            seq += take
+            # the entry after the last taken did not fit (a page's size only grows with its
+            # entries): the page is full by bytes, the next entry starts the next page
+            seq = seq + take if take == len(new) else (page + 1) * size
             changes.pages.add((spec.name, page))
             pending = pending[take:]
         return self._last_page(store, spec)
@@ -630,31 +631,34 @@ class Planner:
 
     def _fitting(
         self, spec: FeedSpec, page: int, held: list[Entry], new: list[Entry], guess: int
-    ) -> tuple[int, dict[Format, bytes] | None]:
+    ) -> int:
         """How many of ``new`` (oldest first) page ``page`` takes beside ``held``: the most
         whose page stays within the byte budget in every format (one at least when empty).
 
         A page's size only grows with its entries, so the answer is searched from ``guess``
-        (the count of the page before): doubling steps bracket it, halving finds it. Also
-        returns the page's bytes in every format for the answer, when they were rendered.
+        (the count of the page before): doubling steps bracket it, halving finds it. A probe
+        sizes the page without writing it (#9): its head's length and its entries' (each
+        written once, kept with the article: ``document_size``).
         """
+        from ..render import feeds, jsonfeed
+
         budget = self.meta.max_bytes
         if budget is None or not new:
-            return len(new), None
-        best: dict[int, dict[Format, bytes]] = {}  # the largest count found to fit
+            return len(new)
+        pagings = {fmt: self._paging(spec, page, fmt) for fmt in spec.formats}
+        heads: dict[Format, dict[tuple[int, int], int]] = {fmt: {} for fmt in spec.formats}
+        json_head = (
+            jsonfeed.json_head_size(spec, self.meta, pagings["json"]) if ("json" in pagings) else 0
+        )
+
+        def size(fmt: Format, items: Sequence[Entry]) -> int:
+            if fmt == "json":
+                return jsonfeed.document_size(items, spec, self.meta, pagings[fmt], json_head)
+            return feeds.document_size(fmt, items, spec, self.meta, pagings[fmt], heads[fmt])
 
         def fits(n: int) -> bool:
             items = sorted([*held, *new[:n]], key=lambda e: (e.published, e.key), reverse=True)
-            pages: dict[Format, bytes] = {}
-            for fmt in spec.formats:
-                data = self._render(fmt, spec, self._paging(spec, page, fmt), None, items)
-                if len(data) > budget:
-                    return False
-                pages[fmt] = data
-            if not best or n > next(iter(best)):
-                best.clear()
-                best[n] = pages
-            return True
+            return all(size(fmt, items) <= budget for fmt in spec.formats)
 
         count = len(new)
         start = min(max(guess, 1), count)
@@ -681,8 +685,7 @@ class Planner:
                 low = middle
             else:
                 high = middle
-        take = max(low, 0 if held else 1)
-        return take, best.get(take)
+        return max(low, 0 if held else 1)
 
     @staticmethod
     def _paging(spec: FeedSpec, page: int, fmt: Format) -> Paging:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from html import escape
 from typing import Any, Literal
 
@@ -56,6 +57,10 @@ class _Texts:
     lead: str  # the lead as HTML
     plain: bool  # no CR (lxml writes ``&#13;``), no NUL: the entry writer may write them
     xml: _XmlTexts | None = None
+    # The article's entry in each format as written (#9: a budget search sizes a page many
+    # times over), by what else it depends on: format, link, the feed's language. None: an
+    # entry the entry writer leaves to feedgen.
+    entries: dict[tuple[str, ...], bytes | None] = field(default_factory=dict)
 
 
 # What the entry writer leaves to lxml (feedgen): a character lxml refuses (controls, lone
@@ -127,6 +132,18 @@ def _xml_texts(article: Article) -> _XmlTexts | None:
 def article_html(article: Article) -> str:
     """The entry's full content as HTML: lead, paragraphs and ``<h2>`` subheadings, escaped."""
     return _texts(article).html
+
+
+def entry_text(
+    article: Article, key: tuple[str, ...], make: Callable[[], bytes | None]
+) -> bytes | None:
+    """The article's entry as ``make`` writes it, kept with its texts under ``key`` (all
+    ``make`` depends on besides the article), so that rendering the same entry again is free."""
+    entries = _texts(article).entries
+    if key in entries:
+        return entries[key]
+    done = entries[key] = make()
+    return done
 
 
 def article_link(article: Article, meta: FeedMeta) -> str:
@@ -348,30 +365,87 @@ def _write(
     (``_NOT_PLAIN_ATTR``, ``_Texts.plain``) sends the whole document through feedgen, which
     decides as before.
     """
-    language = spec.language or meta.language
-    entries: list[bytes] = []
-    for article in articles:
-        texts = _xml_texts(article)
-        link = article_link(article, meta)
-        category = category_of(article.source) or ""
-        if texts is None or _NOT_PLAIN_ATTR.search(
-            f"{article.entry_id}{link}{article.language}{category}"
-        ):
-            entries.clear()
-            break
-        if fmt == "atom":
-            entries.append(_atom_entry(article, texts, link, language).encode("utf-8"))
-        else:
-            entries.append(_rss_item(article, texts, link).encode("utf-8"))
-    whole = len(entries) < len(articles)  # feedgen writes the entries too
-    fg = _generator(articles, spec, meta, paging, MEDIA_TYPES[fmt], updated, entries=whole)
-    head: bytes = fg.atom_str(pretty=True) if fmt == "atom" else fg.rss_str(pretty=True)
-    if whole or not entries:
+    entries = _entries(fmt, articles, meta, spec.language or meta.language)
+    whole = entries is None  # feedgen writes the entries too
+    head = _head(fmt, articles, spec, meta, paging, updated, entries=whole)
+    if entries is None or not entries:
         return head
     close = _CLOSE[fmt]
-    if not head.endswith(close):  # pragma: no cover - lxml ends every document so
-        raise AssertionError(f"feedgen's {fmt} head ends in {head[-40:]!r}")
     return b"".join((head[: -len(close)], *entries, close))
+
+
+def _entry(
+    fmt: Literal["atom", "rss"], article: Entry, meta: FeedMeta, language: str
+) -> bytes | None:
+    """One entry as the entry writer writes it; None when it leaves the entry to feedgen."""
+    texts = _xml_texts(article)
+    link = article_link(article, meta)
+    category = category_of(article.source) or ""
+    if texts is None or _NOT_PLAIN_ATTR.search(
+        f"{article.entry_id}{link}{article.language}{category}"
+    ):
+        return None
+    if fmt == "atom":
+        return _atom_entry(article, texts, link, language).encode("utf-8")
+    return _rss_item(article, texts, link).encode("utf-8")
+
+
+def _entries(
+    fmt: Literal["atom", "rss"], articles: Sequence[Entry], meta: FeedMeta, language: str
+) -> list[bytes] | None:
+    """Every entry as written (kept with the article's texts); None when one is feedgen's."""
+    key = (fmt, meta.base_url, language)
+    entries: list[bytes] = []
+    for article in articles:
+        data = entry_text(article, key, partial(_entry, fmt, article, meta, language))
+        if data is None:
+            return None
+        entries.append(data)
+    return entries
+
+
+def _head(
+    fmt: Literal["atom", "rss"],
+    articles: Sequence[Entry],
+    spec: FeedSpec,
+    meta: FeedMeta,
+    paging: Paging,
+    updated: datetime | None,
+    *,
+    entries: bool = False,
+) -> bytes:
+    """The document through feedgen: its head, or with ``entries`` the whole of it."""
+    fg = _generator(articles, spec, meta, paging, MEDIA_TYPES[fmt], updated, entries=entries)
+    head: bytes = fg.atom_str(pretty=True) if fmt == "atom" else fg.rss_str(pretty=True)
+    if not entries and not head.endswith(_CLOSE[fmt]):  # pragma: no cover - lxml ends so
+        raise AssertionError(f"feedgen's {fmt} head ends in {head[-40:]!r}")
+    return head
+
+
+def document_size(
+    fmt: Literal["atom", "rss"],
+    articles: Sequence[Entry],
+    spec: FeedSpec,
+    meta: FeedMeta,
+    paging: Paging,
+    heads: dict[tuple[int, int], int],
+) -> int:
+    """``len(render_atom/render_rss(articles, ..., paging=paging))`` without writing the
+    document (#9: the budget search of an archive page sizes it many times over).
+
+    A document is its head, then its entries: its head depends on the entries only through
+    the newest entry's date, in one text node (``<updated>``, ``<lastBuildDate>``), so its
+    length depends on that date's length only. ``heads``: the head lengths found so far for
+    this ``paging``, by those lengths (the caller's, for one page); ``updated`` is None.
+    """
+    entries = _entries(fmt, articles, meta, spec.language or meta.language)
+    if entries is None:
+        return len(_write(fmt, articles, spec, meta, paging, None))
+    newest = max_updated(articles, default=EPOCH)
+    key = (len(newest.isoformat()), len(_rfc2822(newest)))
+    if key not in heads:
+        heads[key] = len(_head(fmt, articles, spec, meta, paging, None))
+    return heads[key] + sum(map(len, entries))
 
 
 def render_atom(
