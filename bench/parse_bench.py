@@ -8,8 +8,10 @@ about 4 when linear, about 16 when quadratic. Language detection is on (three ca
 its cost is in the figures; a last line times it alone on a 1 MiB text.
 
 With ``--corpus DIR`` it times the ordinary case instead: every seed of a folder, read into
-memory first, parsed as a cold build parses them (Europe/Vienna, no language detection); it
-prints the CPU µs per article, the median of ``--runs`` passes (#9).
+memory first, parsed as a cold build parses them (Europe/Vienna, no language detection), and
+then parsed with each article's store row made right after, as a pool worker of a cold build
+does (``rows.new_article``); it prints the CPU µs per article of each, the median of
+``--runs`` passes (#9).
 
 Usage: ``.venv/bin/python bench/parse_bench.py [--runs 3] [--only periods,initials] [--json]``
 or ``.venv/bin/python bench/parse_bench.py --corpus /tmp/big/s10k [--runs 5]``
@@ -32,7 +34,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from feedsvc._lang import detect_language  # noqa: E402
-from feedsvc.config import DEFAULT_MAX_SEED_BYTES  # noqa: E402
+from feedsvc.build.feeds import FeedSet  # noqa: E402
+from feedsvc.build.rows import new_article  # noqa: E402
+from feedsvc.config import DEFAULT_MAX_SEED_BYTES, Settings  # noqa: E402
 from feedsvc.errors import SeedError  # noqa: E402
 from feedsvc.seeds import parse_seed  # noqa: E402
 from tests.adversarial import FAMILIES  # noqa: E402
@@ -73,18 +77,23 @@ def per_article(corpus: Path, runs: int) -> None:
     seeds = [(name, (corpus / name).read_bytes()) for name in sorted(os.listdir(corpus))]
     tz = ZoneInfo("Europe/Vienna")
 
-    def one_pass() -> float:
+    feeds = FeedSet(Settings(timezone="Europe/Vienna"))
+
+    def one_pass(rows: bool) -> float:
         start = time.process_time()
         for name, data in seeds:
-            parse_seed(data, source=name, now=NOW, tz=tz, display=f"seeds/{name}")
+            article = parse_seed(data, source=name, now=NOW, tz=tz, display=f"seeds/{name}")
+            if rows:
+                new_article(article, authority="localhost", tz=tz, feeds=feeds)
         return (time.process_time() - start) / len(seeds) * 1e6
 
-    one_pass()  # warm up: caches, the first allocations
-    times = [one_pass() for _ in range(runs)]
-    print(
-        f"parse_seed over {len(seeds)} seeds of {corpus}: {statistics.median(times):.1f} µs "
-        f"per article (CPU, median of {runs}; best {min(times):.1f})"
-    )
+    one_pass(True)  # warm up: caches, the first allocations
+    for rows, what in ((False, "parse_seed"), (True, "parse_seed + new_article")):
+        times = [one_pass(rows) for _ in range(runs)]
+        print(
+            f"{what} over {len(seeds)} seeds of {corpus}: {statistics.median(times):.1f} µs "
+            f"per article (CPU, median of {runs}; best {min(times):.1f})"
+        )
 
 
 def main() -> None:

@@ -819,10 +819,10 @@ def parse_seed(
         "warnings": tuple(warnings),
     }
     if _valid_as_built(fields, texts):  # what validation would check, known by construction
-        body = fields["body"] = blocks(pairs)
+        made = fields["body"] = blocks(pairs)
         if texts_bytes is not None:
             global _LAST_UTF8
-            _LAST_UTF8 = (body, kinds, texts_bytes)
+            _LAST_UTF8 = (made, kinds, texts_bytes)
         return trusted(Article, fields)
     fields["body"] = [{"kind": kind, "text": block} for kind, block in pairs]
     try:

@@ -103,8 +103,10 @@ def test_the_row_of_any_article_is_its_entry_serialized(
         language="de-AT",
         content_hash="0" * 64,
     )
-    assert rows.entry_json(article, 'tag:x"y,2024:1') == _serialized(article, 'tag:x"y,2024:1')
-    assert _row(article) == _old_row(article)
+    spliced = article.model_copy(update={"updated": article.published})  # the very object
+    for one in (article, spliced):
+        assert rows.entry_json(one, 'tag:x"y,2024:1') == _serialized(one, 'tag:x"y,2024:1')
+        assert _row(one) == _old_row(one)
     later = article.model_copy(update={"updated": when + timedelta(days=1)})
     assert _row(later) == _old_row(later)  # an Entry's updated is its published: a new row
 

@@ -71,8 +71,8 @@ def entry_json(article: Article, entry_id: str) -> bytes:
         return _ENTRY_JSON(entry, exclude=_NO_WARNINGS)
     clean = utf8_blocks(fields["body"])
     if clean is None or published.utcoffset() != _ZERO:
-        head = _ARTICLE_JSON(article, exclude=_NO_WARNINGS)
-        return b'%s,"entry_id":%s}' % (head[:-1], _string(entry_id).encode())
+        head_json = _ARTICLE_JSON(article, exclude=_NO_WARNINGS)
+        return b'%s,"entry_id":%s}' % (head_json[:-1], _string(entry_id).encode())
     when = published.isoformat()[:-6] + "Z"  # "+00:00": pydantic writes UTC as "Z"
     kinds, texts = clean
     # the texts, each after a one-byte mark of its kind (no text holds one), escaped at once
