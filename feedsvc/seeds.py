@@ -572,23 +572,36 @@ def _clean_split(data: bytes) -> tuple[str, list[str], list[bytes], list[bytes]]
     Exactly what the str path makes: the breaks and the whitespace squashed are ASCII (a
     clean seed has no other whitespace), so each piece decodes to the str path's piece, and
     the pieces are valid UTF-8 exactly when the whole is. No decoding of the whole text, no
-    encoding of the hashed one (a fifth of a parse).
+    encoding of the hashed one (a fifth of a parse). Most seeds are one-line paragraphs
+    between empty lines: their lines alternate, and ``bytes.split`` and slices find that at
+    C speed (``_BREAK_BYTES`` and a squash per paragraph cost twice as much).
     """
-    end = data.find(b"\n")
-    if not (data if end < 0 else data[:end]).strip():
-        return None
-    chunks = _BREAK_BYTES.split(data)
-    if not chunks[-1].strip():
-        chunks.pop()
-    if not 2 <= len(chunks) <= MAX_BLOCKS + 1:
-        return None
-    rest = chunks[1:]
-    squashed = [
-        chunk
-        if chunk[0] != 32 and chunk[-1] != 32 and b"\n" not in chunk
-        else b" ".join(chunk.split())
-        for chunk in rest
-    ]
+    lines = data.split(b"\n")
+    chunks = lines[0::2]  # line 1, then every other line
+    if (
+        2 <= len(chunks) <= MAX_BLOCKS + 1
+        and not any(lines[1::2])
+        and all(chunks)
+        and b" " not in chunks
+    ):  # one-line paragraphs between empty lines (most seeds): each one is its own strip()
+        rest = chunks[1:]
+        squashed = list(map(bytes.strip, rest))
+    else:
+        end = data.find(b"\n")
+        if not (data if end < 0 else data[:end]).strip():
+            return None
+        chunks = _BREAK_BYTES.split(data)
+        if not chunks[-1].strip():
+            chunks.pop()
+        if not 2 <= len(chunks) <= MAX_BLOCKS + 1:
+            return None
+        rest = chunks[1:]
+        squashed = [
+            chunk
+            if chunk[0] != 32 and chunk[-1] != 32 and b"\n" not in chunk
+            else b" ".join(chunk.split())
+            for chunk in rest
+        ]
     try:
         return chunks[0].decode(), [t.decode() for t in squashed], squashed, rest
     except UnicodeDecodeError:
