@@ -603,7 +603,7 @@ def _clean_split(data: bytes) -> tuple[str, list[str], list[bytes], list[bytes]]
             for chunk in rest
         ]
     try:
-        return chunks[0].decode(), [t.decode() for t in squashed], squashed, rest
+        return chunks[0].decode(), list(map(bytes.decode, squashed)), squashed, rest
     except UnicodeDecodeError:
         return None
 
