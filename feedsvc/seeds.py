@@ -39,7 +39,7 @@ from ._text import (
     strip_forbidden,
 )
 from .errors import SeedParseError, SeedReadError, SeedsDirError
-from .models import Article, Block, blocks, trusted
+from .models import Article, blocks, trusted
 
 # Possessive (``*+``, ``++``): a token the line cannot end with fails once, not once per
 # shorter prefix of it (the same matches, 15 times faster on a 1 MiB line).
@@ -608,25 +608,6 @@ def _clean_split(data: bytes) -> tuple[str, list[str], list[bytes], list[bytes]]
         return None
 
 
-# The last clean seed's body (``_clean_split``), its blocks' kinds and their texts as the
-# UTF-8 they were decoded from: the row made next of the same article (``rows.entry_json``)
-# writes its JSON from them at C speed instead of encoding the texts again. One slot, so
-# nothing is kept per article; it holds the body itself, so ``is`` cannot be fooled by a
-# reused id; results never depend on it.
-_LAST_UTF8: tuple[tuple[Block, ...], list[str], list[bytes]] = ((), [], [])
-
-
-def utf8_blocks(body: tuple[Block, ...]) -> tuple[list[str], list[bytes]] | None:
-    """The kinds and the UTF-8 texts of ``body``'s blocks if ``body`` is that of the last
-    clean seed parsed in this process (``_LAST_UTF8``); None for any other body.
-
-    A clean seed's texts hold no control character and no character JSON escapes but ``"``
-    and ``\\``.
-    """
-    last_body, kinds, texts = _LAST_UTF8
-    return (kinds, texts) if last_body is body else None
-
-
 def _article_language(
     lead: str,
     texts: list[str],
@@ -832,10 +813,7 @@ def parse_seed(
         "warnings": tuple(warnings),
     }
     if _valid_as_built(fields, texts):  # what validation would check, known by construction
-        made = fields["body"] = blocks(pairs)
-        if texts_bytes is not None:
-            global _LAST_UTF8
-            _LAST_UTF8 = (made, kinds, texts_bytes)
+        fields["body"] = blocks(pairs)
         return trusted(Article, fields)
     fields["body"] = [{"kind": kind, "text": block} for kind, block in pairs]
     try:

@@ -130,35 +130,13 @@ def test_the_row_of_a_clean_seed_just_parsed_is_its_entry_serialized(
     lead: list[str], paragraphs: list[list[str]], when: str
 ) -> None:
     """Quotes, backslashes, subheadings (short lines) and multi-line paragraphs: the row
-    made from the parse's UTF-8 is the serializer's, and so is the one made later."""
+    made right after the parse is the serializer's."""
     body = "\n\n".join(
         " ".join(words) if i % 3 else "\n".join(words) for i, words in enumerate(paragraphs)
     )
     data = f"date {when} {' '.join(lead)}\n\n{body}\n".encode()
     article = parse_seed(data, source="cat/017_98f79bfdbc50e318.txt", now=NOW, tz=VIENNA)
-    assert seeds.utf8_blocks(article.body) is not None  # the fast path is taken
-    fast = _row(article)
-    assert fast == _old_row(article)
-    parse_seed(b"date 2024-03 Ein Satz.\n\nText.\n", source="x", now=NOW)
-    assert seeds.utf8_blocks(article.body) is None  # one slot: the next parse took it
-    assert _row(article) == fast
-
-
-def test_a_row_is_made_from_the_utf8_only_of_the_very_article_parsed() -> None:
-    """An equal body of another parse, or the same article unpacked elsewhere, is no hit."""
-    data = b'date 2024-03 Ein "Satz".\n\nText mit \\ und "Zitat".\n'
-    first = parse_seed(data, source="000_98f79bfdbc50e318.txt", now=NOW)
-    second = parse_seed(data, source="000_98f79bfdbc50e318.txt", now=NOW)
-    assert first.body == second.body
-    assert seeds.utf8_blocks(first.body) is None
-    assert seeds.utf8_blocks(second.body) is not None
-    for article in (first, second):
-        assert _row(article) == _old_row(article)
-    # an unclean seed (a tab) goes the general way: its body is no hit
-    third = parse_seed(data.replace(b" ", b"\t", 3), source="000_98f79bfdbc50e318.txt", now=NOW)
-    assert third.body == second.body
-    assert seeds.utf8_blocks(third.body) is None
-    assert _row(third) == _old_row(third)
+    assert _row(article) == _old_row(article)
 
 
 def test_the_rows_of_the_corpus_are_those_made_before(corpus_dir: Path) -> None:

@@ -11,12 +11,10 @@ leaves out of the article (``article_of`` makes it again, should anything ask fo
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, tzinfo
-from itertools import chain
+from datetime import UTC, datetime, tzinfo
 from json.encoder import encode_basestring  # the C encoder: a JSON string, quotes included
 
 from ..models import Article, Entry, trusted
-from ..seeds import utf8_blocks
 from ..store import NewArticle
 from .feeds import FeedSet
 
@@ -48,56 +46,24 @@ def new_article(article: Article, *, authority: str, tz: tzinfo, feeds: FeedSet)
 _ARTICLE_JSON = Article.__pydantic_serializer__.to_json
 _ENTRY_JSON = Entry.__pydantic_serializer__.to_json
 _NO_WARNINGS = {"warnings"}
-_ZERO = timedelta(0)
-_MARKS = {"paragraph": b"\x1f", "subheading": b"\x1e"}
 
 
 def entry_json(article: Article, entry_id: str) -> bytes:
     """The row's JSON: ``Entry.of(article, entry_id=entry_id, updated=article.published)``
-    without its warnings, byte for byte as pydantic's serializer writes it (compact UTF-8,
-    the fields in model order, a UTC date with ``Z``).
+    without its warnings, byte for byte as pydantic's serializer writes it.
 
     No ``Entry`` is made for an ``Article`` whose ``updated`` is its ``published`` (every
-    parsed one): an ``Entry`` is the article's fields and then ``entry_id``, so it is the
-    article's JSON with the id put in before the closing brace. The article just parsed from
-    a clean seed (``seeds.utf8_blocks``, in UTC) is written here from the UTF-8 its content
-    hash was made of, at C speed: pydantic_core escapes ``"``, ``\\`` and the C0 controls
-    and nothing else (tests/test_rows.py checks it on any text).
+    parsed one): an ``Entry`` is the article's fields and then ``entry_id``, so its JSON is
+    the article's (pydantic's serializer) with the id put in before the closing brace
+    (tests/test_rows.py checks it on any article).
     """
     fields = article.__dict__
     published = fields["published"]
     if type(article) is not Article or fields["updated"] is not published:
         entry = Entry.of(article, entry_id=entry_id, updated=published)
         return _ENTRY_JSON(entry, exclude=_NO_WARNINGS)
-    clean = utf8_blocks(fields["body"])
-    if clean is None or published.utcoffset() != _ZERO:
-        head_json = _ARTICLE_JSON(article, exclude=_NO_WARNINGS)
-        return b'%s,"entry_id":%s}' % (head_json[:-1], _string(entry_id).encode())
-    when = published.isoformat()[:-6] + "Z"  # "+00:00": pydantic writes UTC as "Z"
-    kinds, texts = clean
-    # the texts, each after a one-byte mark of its kind (no text holds one), escaped at once
-    body = b"".join(chain.from_iterable(zip(map(_MARKS.__getitem__, kinds), texts, strict=True)))
-    if b"\\" in body:
-        body = body.replace(b"\\", b"\\\\")
-    if b'"' in body:
-        body = body.replace(b'"', b'\\"')
-    body = body.replace(b"\x1f", b'"},{"kind":"paragraph","text":"')
-    if b"\x1e" in body:
-        body = body.replace(b"\x1e", b'"},{"kind":"subheading","text":"')
-    head = (
-        f'{{"key":{_string(fields["key"])},"source":{_string(fields["source"])},'
-        f'"title":{_string(fields["title"])},"lead":{_string(fields["lead"])},"body":['
-    )
-    tail = (
-        f'"}}],"published":"{when}","updated":"{when}",'
-        f'"language":{_string(fields["language"])},'
-        f'"content_hash":{_string(fields["content_hash"])},"entry_id":{_string(entry_id)}}}'
-    )
-    try:
-        return b"".join([head.encode(), memoryview(body)[3:], tail.encode()])
-    except UnicodeEncodeError:  # a lone surrogate: the serializer says what it says of it
-        head_json = _ARTICLE_JSON(article, exclude=_NO_WARNINGS)
-        return b'%s,"entry_id":%s}' % (head_json[:-1], _string(entry_id).encode())
+    head_json = _ARTICLE_JSON(article, exclude=_NO_WARNINGS)
+    return b'%s,"entry_id":%s}' % (head_json[:-1], _string(entry_id).encode())
 
 
 def _string(text: str) -> str:
