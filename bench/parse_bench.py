@@ -8,22 +8,30 @@ about 4 when linear, about 16 when quadratic. Language detection is on (three ca
 its cost is in the figures; a last line times it alone on a 1 MiB text.
 
 With ``--corpus DIR`` it times the ordinary case instead: every seed of a folder, read into
-memory first, parsed as a cold build parses them (Europe/Vienna, no language detection); it
-prints the CPU µs per article, the median of ``--runs`` passes (#9).
+memory first, parsed as a cold build parses them (Europe/Vienna, no language detection), and
+then parsed with each article's store row made right after, as a pool worker of a cold build
+does (``rows.new_article``); it prints the CPU µs per article of each, the median of
+``--runs`` passes (#9). With ``--old CHECKOUT`` too, another checkout's ``feedsvc`` (copied
+into a temporary folder as ``feedsvc_old``) is timed in the same process, pass for pass
+interleaved with this one: before and after in one run, on the same load.
 
 Usage: ``.venv/bin/python bench/parse_bench.py [--runs 3] [--only periods,initials] [--json]``
-or ``.venv/bin/python bench/parse_bench.py --corpus /tmp/big/s10k [--runs 5]``
+or ``.venv/bin/python bench/parse_bench.py --corpus /tmp/big/s10k [--runs 5] [--old CHECKOUT]``
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -68,23 +76,51 @@ def best(data: bytes, runs: int) -> tuple[float, str]:
     return min(times), outcome
 
 
-def per_article(corpus: Path, runs: int) -> None:
-    """CPU µs per article of ``parse_seed`` over a corpus already in memory."""
-    seeds = [(name, (corpus / name).read_bytes()) for name in sorted(os.listdir(corpus))]
+Pass = Callable[[bool], float]
+
+
+def passes(package: str, seeds: list[tuple[str, bytes]]) -> Pass:
+    """One timed pass of ``package``'s ``parse_seed`` (and ``new_article`` when asked) over
+    every seed: CPU µs per article."""
+    parse = importlib.import_module(f"{package}.seeds").parse_seed
+    row = importlib.import_module(f"{package}.build.rows").new_article
+    settings = importlib.import_module(f"{package}.config").Settings(timezone="Europe/Vienna")
+    feeds = importlib.import_module(f"{package}.build.feeds").FeedSet(settings)
     tz = ZoneInfo("Europe/Vienna")
 
-    def one_pass() -> float:
+    def one_pass(rows: bool) -> float:
         start = time.process_time()
         for name, data in seeds:
-            parse_seed(data, source=name, now=NOW, tz=tz, display=f"seeds/{name}")
+            article = parse(data, source=name, now=NOW, tz=tz, display=f"seeds/{name}")
+            if rows:
+                row(article, authority="localhost", tz=tz, feeds=feeds)
         return (time.process_time() - start) / len(seeds) * 1e6
 
-    one_pass()  # warm up: caches, the first allocations
-    times = [one_pass() for _ in range(runs)]
-    print(
-        f"parse_seed over {len(seeds)} seeds of {corpus}: {statistics.median(times):.1f} µs "
-        f"per article (CPU, median of {runs}; best {min(times):.1f})"
-    )
+    return one_pass
+
+
+def per_article(corpus: Path, runs: int, old: Path | None) -> None:
+    """CPU µs per article of ``parse_seed`` (+ ``new_article``) over a corpus in memory."""
+    seeds = [(name, (corpus / name).read_bytes()) for name in sorted(os.listdir(corpus))]
+    sides = {"": passes("feedsvc", seeds)}
+    if old is not None:
+        copy = Path(tempfile.mkdtemp(prefix="parse-old-"))
+        shutil.copytree(old / "feedsvc", copy / "feedsvc_old")  # relative imports only
+        sys.path.insert(0, str(copy))
+        sides = {"old ": passes("feedsvc_old", seeds), "new ": sides[""]}
+    for one_pass in sides.values():
+        one_pass(True)  # warm up: caches, the first allocations
+    for rows, what in ((False, "parse_seed"), (True, "parse_seed + new_article")):
+        times: dict[str, list[float]] = {side: [] for side in sides}
+        for _ in range(runs):
+            for side, one_pass in sides.items():
+                times[side].append(one_pass(rows))
+        for side, figures in times.items():
+            print(
+                f"{side}{what} over {len(seeds)} seeds of {corpus}: "
+                f"{statistics.median(figures):.1f} µs per article "
+                f"(CPU, median of {runs}; best {min(figures):.1f})"
+            )
 
 
 def main() -> None:
@@ -93,9 +129,10 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated family names")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON too")
     ap.add_argument("--corpus", type=Path, help="time every seed of this folder instead")
+    ap.add_argument("--old", type=Path, help="with --corpus: a checkout to time beside this one")
     args = ap.parse_args()
     if args.corpus:
-        per_article(args.corpus, args.runs)
+        per_article(args.corpus, args.runs, args.old)
         return
     names = [n for n in args.only.split(",") if n] or list(FAMILIES)
     parse_once(FAMILIES["periods"](KIB))  # warm up: lingua's models, the marks table

@@ -2,8 +2,11 @@
 
 A speed-up of the parser must not change a single result. This parses every seed of the given
 corpora (folders of seeds, or ``.tar.gz`` files of them) with both versions, each in its own
-process, and compares what came out: ``pack_article`` (every field, warnings included) or the
-error's class and message. Each seed is also parsed in a few variants that take the slow paths
+process, and compares what came out: ``pack_article`` (every field, warnings included) and
+the article's store row as a cold build makes it (``rows.new_article``: the JSON bytes, the
+dates, the feeds; made right after the parse, as a pool worker does, and again after the
+next seed's parse, as the main process of a sequential build does), or the error's class
+and message. Each seed is also parsed in a few variants that take the slow paths
 (CRLF line ends, blank lines of spaces, tabs and no-break spaces, a NUL, a control character,
 decomposed umlauts, a lead too short for a title), plus the adversarial families of
 ``tests/adversarial.py`` at small sizes. Prints the counts; exits 1 on any difference.
@@ -111,20 +114,42 @@ def outcomes(items: list[Seed], languages: tuple[str, ...]) -> list[Any]:
     """What ``parse_seed`` of the checkout first on ``sys.path`` makes of each seed."""
     from zoneinfo import ZoneInfo
 
+    from feedsvc.build.feeds import FeedSet
+    from feedsvc.build.rows import new_article
+    from feedsvc.config import Settings
     from feedsvc.errors import SeedError
     from feedsvc.models import pack_article
     from feedsvc.seeds import parse_seed
 
     tz = ZoneInfo("Europe/Vienna")
+    # a keyword feed and category feeds: the rows' feeds depend on the text and the folder
+    settings = Settings(
+        timezone="Europe/Vienna",
+        base_url="https://news.example.org/",
+        category_feeds=True,
+        feeds=[{"name": "all"}, {"name": "wien", "keywords": ["Wien", "Ukraine"]}],
+    )
+    feeds = FeedSet(settings)
+    authority = settings.id_authority
+
+    def row(article: Any) -> Any:
+        return new_article(article, authority=authority, tz=tz, feeds=feeds)
+
     out: list[Any] = []
-    for name, data in items:
+    previous: Any = None
+    for number, (name, data) in enumerate(items):
+        source = f"cat{number % 3}/{name}" if number % 2 else name
         try:
             article = parse_seed(
-                data, source=name, now=NOW, tz=tz, languages=languages, display=f"seeds/{name}"
+                data, source=source, now=NOW, tz=tz, languages=languages, display=f"seeds/{name}"
             )
-            out.append(pack_article(article))
+            out.append((pack_article(article), row(article)))
         except SeedError as e:
             out.append((type(e).__name__, str(e)))
+            article = None
+        if previous is not None:  # its row again, another seed parsed in between
+            out.append(row(previous))
+        previous = article
     return out
 
 
@@ -158,9 +183,13 @@ def main() -> None:
     new = run(str(REPO), items, languages)
     differ = [i for i, (a, b) in enumerate(zip(old, new, strict=True)) if a != b]
     errors = sum(1 for o in new if isinstance(o[0], str) and o[0].endswith("Error"))
-    print(f"compared {len(items)} seeds ({errors} rejected alike or not): {len(differ)} differ")
+    rows = sum(1 for o in new if len(o) == 2 and isinstance(o[1], tuple)) * 2
+    print(
+        f"compared {len(items)} seeds ({errors} rejected alike or not) and {rows} rows: "
+        f"{len(differ)} differ"
+    )
     for i in differ[:10]:
-        print(f"  {items[i][0]}:\n    old {old[i]!r:.300}\n    new {new[i]!r:.300}")
+        print(f"  outcome {i}:\n    old {old[i]!r:.300}\n    new {new[i]!r:.300}")
     sys.exit(1 if differ else 0)
 
 

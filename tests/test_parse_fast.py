@@ -167,3 +167,53 @@ def test_a_seed_with_other_characters_is_still_normalized() -> None:
     article = parse_seed(decomposed, source="000_98f79bfdbc50e318.txt", now=NOW)
     assert article.lead == "Ein Satz über Å."
     assert article.body[0].text == "Text mit \u03a9hm."
+
+
+PIECES = st.sampled_from(
+    [
+        b"Wort",
+        b" ",
+        b"\n",
+        b"\n\n",
+        b"\n \n",
+        b"Ende.",
+        "„Zitat“".encode(),
+        b'"',
+        b"\\",
+        "Ärger".encode(),
+        b"\xc3",  # a UTF-8 sequence cut short: not UTF-8 once alone
+        b"\xa4",
+        b"date 2024-05 ",
+        "\u00a0".encode(),
+        b"\t",
+    ]
+)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(head=st.lists(PIECES, max_size=6), rest=st.lists(PIECES, max_size=30))
+def test_a_clean_seed_split_as_bytes_parses_as_split_as_text(
+    head: list[bytes], rest: list[bytes]
+) -> None:
+    """``_clean_split`` against the str path it stands in for (``_chunks`` + ``_squashed``):
+    the same article, or the same error at the same line; broken UTF-8 included."""
+    data = b"".join([b"date 2024-05 Ein Satz.", *head, *rest])
+    fast = _outcome(data)
+    try:
+        seeds._clean_split, saved = (lambda data: None), seeds._clean_split
+        assert _outcome(data) == fast
+    finally:
+        seeds._clean_split = saved
+
+
+def test_the_corpus_takes_the_bytes_path(corpus_dir: Path) -> None:
+    """Every real article is clean and well-formed; all but one (a Greek μ: the NFC check
+    and the general path) hold only characters that are always NFC: split as bytes."""
+    split = 0
+    for path in sorted(corpus_dir.iterdir()):
+        data = path.read_bytes()
+        odd = seeds._clean_chars(data)
+        assert odd is not None, path.name
+        assert seeds._clean_split(data) is not None, path.name
+        split += _text.always_nfc(odd)
+    assert split == 1013

@@ -12,6 +12,7 @@ leaves out of the article (``article_of`` makes it again, should anything ask fo
 from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
+from json.encoder import encode_basestring  # the C encoder: a JSON string, quotes included
 
 from ..models import Article, Entry, trusted
 from ..store import NewArticle
@@ -25,21 +26,53 @@ def first_entry_id(article: Article, *, authority: str, tz: tzinfo) -> str:
 
 
 def new_article(article: Article, *, authority: str, tz: tzinfo, feeds: FeedSet) -> NewArticle:
-    """``article`` as a new ledger entry (its first version: ``updated`` is ``published``)."""
-    entry = Entry.of(
-        article,
-        entry_id=first_entry_id(article, authority=authority, tz=tz),
-        updated=article.published,
-    )
+    """``article`` as a new ledger entry (its first version: ``updated`` is ``published``).
+
+    No ``Entry`` is made (``entry_json``); the feeds are those of the entry, whose
+    ``entry_id`` and ``updated`` no filter looks at.
+    """
+    fields = article.__dict__
+    entry_id = first_entry_id(article, authority=authority, tz=tz)
     return NewArticle(
-        article.key,
-        entry.entry_id,
-        article.content_hash,
-        article.published.astimezone(UTC).isoformat(),  # ``store.sql.iso``
-        # ``model_dump_json``'s bytes before it decodes them: they are bound as they are
-        Entry.__pydantic_serializer__.to_json(entry, exclude={"warnings"}),
-        tuple(sorted(set(feeds.feeds_for(entry)))),
+        fields["key"],
+        entry_id,
+        fields["content_hash"],
+        fields["published"].astimezone(UTC).isoformat(),  # ``store.sql.iso``
+        entry_json(article, entry_id),
+        tuple(sorted(set(feeds.feeds_for(article)))),
     )
+
+
+_ARTICLE_JSON = Article.__pydantic_serializer__.to_json
+_ENTRY_JSON = Entry.__pydantic_serializer__.to_json
+_NO_WARNINGS = {"warnings"}
+
+
+def entry_json(article: Article, entry_id: str) -> bytes:
+    """The row's JSON: ``Entry.of(article, entry_id=entry_id, updated=article.published)``
+    without its warnings, byte for byte as pydantic's serializer writes it.
+
+    No ``Entry`` is made for an ``Article`` whose ``updated`` is its ``published`` (every
+    parsed one): an ``Entry`` is the article's fields and then ``entry_id``, so its JSON is
+    the article's (pydantic's serializer) with the id put in before the closing brace
+    (tests/test_rows.py checks it on any article).
+    """
+    fields = article.__dict__
+    published = fields["published"]
+    if type(article) is not Article or fields["updated"] is not published:
+        entry = Entry.of(article, entry_id=entry_id, updated=published)
+        return _ENTRY_JSON(entry, exclude=_NO_WARNINGS)
+    head_json = _ARTICLE_JSON(article, exclude=_NO_WARNINGS)
+    return b'%s,"entry_id":%s}' % (head_json[:-1], _string(entry_id).encode())
+
+
+def _string(text: str) -> str:
+    """``text`` as a JSON string (quoted), as pydantic_core writes it."""
+    if text.isprintable():  # no control character: only these two to escape
+        if "\\" in text:
+            text = text.replace("\\", "\\\\")
+        return '"' + (text.replace('"', '\\"') if '"' in text else text) + '"'
+    return encode_basestring(text)
 
 
 def article_of(row: NewArticle, *, updated: datetime | None, warnings: tuple[str, ...]) -> Article:
