@@ -25,7 +25,6 @@ import pytest
 
 from feedsvc import Publisher, load_settings
 from feedsvc.build import pool as build_pool
-from feedsvc.build import scan
 from feedsvc.build.ledger import Ledger
 from feedsvc.build.scan import Scanner
 
@@ -137,8 +136,7 @@ def test_cold_build_is_the_same_batched_and_pooled(
         return chosen
 
     for method in ("fork", "spawn"):  # the CLI's workers, the daemon's
-        monkeypatch.setattr(scan, "_start_method", start_method(method))  # the scan's
-        monkeypatch.setattr(build_pool, "start_method", start_method(method))  # the pages'
+        monkeypatch.setattr(build_pool, "start_method", start_method(method))  # both pools'
         if method == "fork":
             forked = _build(tmp_path, seeds, "forked", pool=True, bulk=True)
         else:

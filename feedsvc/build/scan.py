@@ -11,14 +11,12 @@ import hashlib
 import marshal
 import operator
 import os
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..config import Settings
 from ..errors import SeedError, SeedPathError, SeedReadError, SeedsDirError
@@ -40,16 +38,12 @@ from ..seeds import (
     walk_seeds,
 )
 from ..store import STAMPS_META, FileState, NewArticle, Store
+from . import pool
 from .feeds import FeedSet
 from .fingerprints import ParseOptions
 from .pool import POOL_MIN, POOL_WINDOW
-from .pool import orphan_watch as _orphan_watch
-from .pool import start_method as _start_method
 from .pool import workers as _workers
 from .rows import article_of, new_article
-
-if TYPE_CHECKING:  # the pool's modules (~30 ms to import) load when a pool starts
-    from concurrent.futures import Future
 
 # A stat recorded less than this before a full scan started is "racily clean" (git's term): the
 # file may have changed again within the file system's timestamp granularity (1-2 s on some).
@@ -446,31 +440,18 @@ class Scanner:
         """``scan_one`` (reparse) of every file in worker processes; results in ``todo``'s order.
 
         At most ``POOL_WINDOW`` tasks per worker are in flight, so memory stays flat however
-        many files there are. The workers are forked or spawned (``_start_method``) and exit
+        many files there are. The workers are forked or spawned (``pool.start``) and exit
         by themselves when the build is killed. ``rows``: a worker also makes each article's
         row as a new ledger entry (``rows.new_article``), so the main process of a cold build
         only writes it.
         """
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        executor = ProcessPoolExecutor(
-            workers,
-            mp_context=multiprocessing.get_context(_start_method()),
-            initializer=_start_worker,
-            initargs=(self.settings, os.getpid()),
+        executor = pool.start(workers, _start_worker, (self.settings,))
+        tasks = (
+            (todo[start : start + POOL_CHUNK], now, racy_ns, rows)
+            for start in range(0, len(todo), POOL_CHUNK)
         )
-        pending: deque[Future[list[_Packed]]] = deque()
-        try:
-            for start in range(0, len(todo), POOL_CHUNK):
-                chunk = todo[start : start + POOL_CHUNK]
-                pending.append(executor.submit(_scan_chunk, chunk, now, racy_ns, rows))
-                if len(pending) >= POOL_WINDOW * workers:
-                    yield from map(_unpack, pending.popleft().result())
-            while pending:
-                yield from map(_unpack, pending.popleft().result())
-        finally:
-            executor.shutdown(wait=True, cancel_futures=True)
+        for packed in pool.in_order(executor, _scan_chunk, tasks, window=POOL_WINDOW * workers):
+            yield from map(_unpack, packed)
 
     def named(self, paths: Iterable[Path]) -> tuple[set[str], list[tuple[str, str]]]:
         """The seeds among ``paths`` as relative paths, and why each other one is not."""
@@ -595,7 +576,7 @@ def _start_worker(settings: Settings, parent: int) -> None:
     global _WORKER, _FEEDS
     _WORKER = Scanner(settings)
     _FEEDS = FeedSet(settings)
-    threading.Thread(target=_orphan_watch, args=(parent,), daemon=True).start()
+    pool.watch_parent(parent)
 
 
 def _scan_chunk(
